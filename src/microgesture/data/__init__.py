@@ -1,0 +1,1 @@
+"""Data formats, importers, joint layouts, synthetic data, video I/O and datasets."""
