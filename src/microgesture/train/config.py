@@ -1,0 +1,136 @@
+"""The experiment config: what `microgesture train CONFIG.yaml` reads. See configs/ for examples."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from microgesture.config import apply_overrides, from_dict, read_yaml
+from microgesture.errors import ConfigError
+
+Stream = Literal["joint", "bone", "joint_motion", "bone_motion"]
+
+
+def _positive(prefix: str, **values: float) -> None:
+    for name, value in values.items():
+        if value <= 0:
+            raise ConfigError(f"{prefix + '.' if prefix else ''}{name}: must be > 0, got {value}")
+
+
+@dataclass
+class SynthConfig:
+    """Generate the embedded synthetic dataset (once, cached under `root`) instead of reading files."""
+
+    root: str = "runs/data/synthetic"
+    subjects: int = 12
+    videos_per_subject: int = 3
+    seed: int = 0
+    size: tuple[int, int] = (192, 144)
+    video: bool = True
+    val_fraction: float = 0.2
+
+    def check(self, prefix: str) -> None:
+        _positive(prefix, subjects=self.subjects, videos_per_subject=self.videos_per_subject)
+
+
+@dataclass
+class AugmentConfig:
+    rotate_deg: float = 10.0
+    scale: tuple[float, float] = (0.9, 1.1)
+    shift: float = 0.05
+    flip_p: float = 0.0  # MG classes are not all left/right symmetric in meaning; opt in
+
+
+@dataclass
+class DataConfig:
+    annotations: str | None = None
+    synthetic: SynthConfig | None = None
+    layout: Literal["miga35", "imigue22"] = "miga35"
+    num_frames: int = 32
+    test_clips: int = 1
+    batch_size: int = 16
+    eval_batch_size: int = 32
+    num_workers: int = 0
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str = "test"
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+
+    def check(self, prefix: str) -> None:
+        if (self.annotations is None) == (self.synthetic is None):
+            raise ConfigError(f"{prefix}.annotations: give exactly one of data.annotations or data.synthetic")
+        _positive(prefix, num_frames=self.num_frames, test_clips=self.test_clips,
+                  batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
+        if self.num_workers < 0:
+            raise ConfigError(f"{prefix}.num_workers: must be >= 0")
+
+
+@dataclass
+class ModelConfig:
+    arch: Literal["agcn"] = "agcn"
+    stream: Stream = "joint"
+    base_channels: int = 64
+    attention: bool = False
+    dropout: float = 0.0
+    weights: str | None = None
+
+    def check(self, prefix: str) -> None:
+        _positive(prefix, base_channels=self.base_channels)
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"{prefix}.dropout: must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class OptimConfig:
+    optimizer: Literal["sgd", "adamw"] = "sgd"
+    lr: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = True
+    weight_decay: float = 5e-4
+    scheduler: Literal["cosine", "none"] = "cosine"
+    warmup_epochs: int = 0
+    # Seed B's square-root smoothed weighting: w_c ~ 1/sqrt(n_c), normalised to mean 1.
+    class_weighting: Literal["none", "sqrt", "inverse"] = "none"
+    label_smoothing: float = 0.0
+
+    def check(self, prefix: str) -> None:
+        _positive(prefix, lr=self.lr)
+        if not 0 <= self.label_smoothing < 1:
+            raise ConfigError(f"{prefix}.label_smoothing: must be in [0, 1)")
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = 30
+    accelerator: str = "auto"
+    devices: str | int | list[int] = "auto"
+    strategy: str = "auto"
+    num_nodes: int = 1
+    precision: str = "32-true"
+    seed: int = 0
+    log_every_n_steps: int = 10
+    progress_bar: bool = True
+    check_val_every_n_epoch: int = 1
+
+    def check(self, prefix: str) -> None:
+        _positive(prefix, max_epochs=self.max_epochs, num_nodes=self.num_nodes)
+
+
+@dataclass
+class ExperimentConfig:
+    name: str = "experiment"
+    data: DataConfig = field(default_factory=lambda: DataConfig(synthetic=SynthConfig()))
+    model: ModelConfig = field(default_factory=ModelConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentConfig:
+    """Read a YAML config (or start from defaults when path is None) and apply `--set` overrides."""
+    data = read_yaml(path) if path is not None else {}
+    data = apply_overrides(data, list(overrides or []))
+    try:
+        return from_dict(ExperimentConfig, data)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}" if path is not None else str(exc)) from None
