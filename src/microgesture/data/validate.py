@@ -1,0 +1,188 @@
+"""Check a dataset before training on it and list every problem found (not just the first).
+
+`validate_path` accepts a MiGA-layout folder (or one video's folder), a single
+`<vid>_label.csv` / `<vid>_light_hand.csv`, an iMiGUE label table (`*.csv`), an OpenPose JSON
+folder (first problem only), or an annotation pickle.
+An empty list means the data is clean.
+"""
+
+from __future__ import annotations
+
+import pickle
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from microgesture.data import miga
+from microgesture.data.annotations import clip_problems, dataset_problems, resolve_video_path
+from microgesture.errors import DataError
+
+# Keypoints further than this beyond img_shape suggest (w, h) written as (h, w).
+_BOUNDS_SLACK = 1.1
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    where: str  # line / frame / field, or "" for the whole file
+    message: str
+
+    def __str__(self) -> str:
+        return ": ".join(part for part in (self.file, self.where, self.message) if part)
+
+
+def validate_path(path: str | Path) -> list[Problem]:
+    """Every problem in a dataset path; see the module docstring for what it accepts."""
+    path = Path(path)
+    if not path.exists():
+        return [Problem(str(path), "", "not found")]
+    if path.is_dir():
+        if any(p.name.endswith("_keypoints.json") for p in path.iterdir()):
+            return _validate_openpose(path)
+        return validate_miga_folder(path)
+    if path.suffix in (".pkl", ".pickle"):
+        return validate_annotation_file(path)
+    if path.name.endswith("_label.csv"):
+        return _issues(path, miga.parse_labels(path)[1])
+    if path.name.endswith("_light_hand.csv"):
+        return _issues(path, miga.parse_skeleton(path)[2])
+    if path.suffix == ".csv":
+        return _validate_label_table(path)
+    return [Problem(str(path), "", "unknown kind of file: expected a MiGA folder, a .pkl annotation file, "
+                                   "a <vid>_label.csv, a <vid>_light_hand.csv or an iMiGUE label table")]
+
+
+def _issues(path: Path, issues: list[tuple[str, str]]) -> list[Problem]:
+    return [Problem(str(path), where, message) for where, message in issues]
+
+
+def _from_error(exc: DataError) -> Problem:
+    return Problem("" if exc.path is None else str(exc.path), exc.where or "", exc.detail)
+
+
+def validate_miga_folder(root: str | Path) -> list[Problem]:
+    try:
+        folders = miga.find_video_folders(root)
+    except DataError as exc:
+        return [_from_error(exc)]
+    problems: list[Problem] = []
+    for _, folder in folders:
+        problems += _validate_video(folder)
+    return problems
+
+
+def _validate_video(folder: Path) -> list[Problem]:
+    label_file, skeleton_file, video = miga.video_files(folder)
+    rows, label_issues = miga.parse_labels(label_file)
+    frames, joints, skeleton_issues = miga.parse_skeleton(skeleton_file)
+    problems = _issues(label_file, label_issues) + _issues(skeleton_file, skeleton_issues)
+    if not skeleton_file.is_file() or not len(frames):
+        return problems
+    for row in rows:
+        where = f"line {row.line}"
+        if row.start < frames[0] or row.end > frames[-1]:
+            problems.append(Problem(str(label_file), where, f"frames {row.start}..{row.end} are outside the "
+                                    f"skeleton's frames {frames[0]}..{frames[-1]} in {skeleton_file.name}"))
+            continue
+        seg, missing = miga.slice_frames(frames, joints, row.start, row.end)
+        if missing and not skeleton_issues:  # dropped malformed rows would show up here again
+            message = f"{missing} of the {len(seg)} frames {row.start}..{row.end} have no row in {skeleton_file.name}"
+            problems.append(Problem(str(label_file), where, message))
+        if not np.any(seg):
+            problems.append(Problem(str(label_file), where,
+                                    f"frames {row.start}..{row.end}: every joint is zero (no person detected)"))
+    if video.is_file():
+        problems += _check_video_length(video, skeleton_file, len(frames))
+    return problems
+
+
+def _check_video_length(video: Path, skeleton_file: Path, rows: int) -> list[Problem]:
+    try:
+        count = miga.video_header(video)[0]
+    except DataError as exc:
+        return [_from_error(exc)]
+    if count != rows:
+        return [Problem(str(skeleton_file), "", f"{rows} rows, but the video {video.name} has {count} frames")]
+    return []
+
+
+def _validate_label_table(path: Path) -> list[Problem]:
+    from microgesture.data.openpose import read_label_table, video_table  # lazy: only for label tables
+
+    try:
+        video_table(read_label_table(path))
+    except DataError as exc:
+        problem = _from_error(exc)
+        return [Problem(problem.file or str(path), problem.where, problem.message)]
+    return []
+
+
+def _validate_openpose(folder: Path) -> list[Problem]:
+    from microgesture.data.openpose import read_openpose_folder  # lazy: only for JSON folders
+
+    try:
+        read_openpose_folder(folder)
+    except DataError as exc:
+        return [_from_error(exc)]
+    return []
+
+
+def validate_annotation_file(path: str | Path) -> list[Problem]:
+    """`annotations.dataset_problems`, plus frame ranges and img_shape against each clip's video."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            data = pickle.load(fh)
+    except Exception as exc:  # pickle raises many types on foreign or truncated files
+        return [Problem(str(path), "", f"not a readable annotation pickle ({type(exc).__name__}: {exc})")]
+    problems = []
+    for text in dataset_problems(data):
+        where, _, message = text.partition(": ")
+        problems.append(Problem(str(path), where, message))
+    if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
+        return problems
+    meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
+    data_here = {**data, "meta": {**meta, "path": str(path)}}
+    headers: dict[Path, Any] = {}
+    for i, clip in enumerate(data["annotations"]):
+        if clip_problems(clip):  # already reported; the checks below need a well-formed clip
+            continue
+        where = f"annotations[{i}] ({clip['frame_dir']})"
+        problems += [Problem(str(path), where, m) for m in _clip_range_problems(data_here, clip, headers)]
+    return problems
+
+
+def _clip_range_problems(data: dict, clip: dict, headers: dict) -> list[str]:
+    problems = []
+    start = int(clip.get("start_frame", 0) or 0)
+    end = start + int(clip["total_frames"]) - 1
+    if start < 0:
+        problems.append(f"start_frame: {start} is negative")
+    height, width = (int(s) for s in clip["img_shape"])
+    kp, score = clip["keypoint"], clip["keypoint_score"]
+    seen = kp[score > 0] if kp.shape[:3] == score.shape else kp.reshape(-1, kp.shape[-1])
+    if len(seen) and (seen[:, 0].max() > width * _BOUNDS_SLACK or seen[:, 1].max() > height * _BOUNDS_SLACK):
+        problems.append(f"keypoint: reaches x={seen[:, 0].max():.0f}, y={seen[:, 1].max():.0f} beyond "
+                        f"img_shape {tuple(clip['img_shape'])}; img_shape must be (height, width)")
+    video = resolve_video_path(data, clip)
+    if video is None:
+        return problems
+    if not video.is_file():
+        return problems + [f"video_path: {video} not found"]
+    if video not in headers:
+        try:
+            headers[video] = miga.video_header(video)
+        except DataError as exc:
+            headers[video] = exc
+    header = headers[video]
+    if isinstance(header, DataError):
+        return problems + [f"video_path: {header}"]
+    count, shape = header
+    if end >= count:
+        problems.append(f"end_frame: frames {start}..{end} go beyond the video's {count} frames")
+    if (height, width) != tuple(shape):
+        hint = " (written as (width, height)?)" if (width, height) == tuple(shape) else ""
+        problems.append(f"img_shape: {(height, width)} but the video is {tuple(shape)} (h, w){hint}")
+    return problems
