@@ -1,0 +1,225 @@
+"""The `microgesture` command line: parses arguments and calls library functions, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from microgesture.errors import MicrogestureError
+
+
+def _pair(text: str) -> tuple[int, int]:
+    """'192x144' -> (192, 144); the help text of each option says which number comes first."""
+    try:
+        a, b = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected two integers like 192x144") from None
+    if a <= 0 or b <= 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive")
+    return a, b
+
+
+# -- data -------------------------------------------------------------------------------------
+def cmd_synth(a: argparse.Namespace) -> None:
+    from microgesture.data.synth import generate_dataset
+
+    summary = generate_dataset(
+        a.out_dir, subjects=a.subjects, videos_per_subject=a.videos_per_subject, seed=a.seed,
+        size=a.size, video=not a.no_video, overwrite=a.overwrite, progress=True,
+    )
+    print(summary)
+
+
+def cmd_import_miga(a: argparse.Namespace) -> None:
+    from microgesture.data.miga import import_miga_to_file
+    from microgesture.data.summary import format_summary
+
+    data = import_miga_to_file(
+        a.src_dir, a.out, protocol=a.protocol, val_fraction=a.val_fraction, seed=a.seed,
+        videos_csv=a.videos, labels_table=a.labels, img_shape=a.img_shape, layout=a.layout,
+    )
+    print(format_summary(data))
+    print(f"wrote {a.out}")
+
+
+def cmd_import_openpose(a: argparse.Namespace) -> None:
+    from microgesture.data.openpose import import_openpose_to_file
+    from microgesture.data.summary import format_summary
+
+    data = import_openpose_to_file(
+        a.json_dir, a.labels, a.out, video_id=a.video_id, protocol=a.protocol,
+        val_fraction=a.val_fraction, seed=a.seed, layout=a.layout, img_shape=a.img_shape,
+    )
+    print(format_summary(data))
+    print(f"wrote {a.out}")
+
+
+def cmd_validate(a: argparse.Namespace) -> int:
+    from microgesture.data.validate import validate_path
+
+    problems = validate_path(a.path)
+    for p in problems:
+        print(p)
+    print(f"{a.path}: {'clean' if not problems else f'{len(problems)} problem(s)'}")
+    return 0 if not problems else 1
+
+
+def cmd_summary(a: argparse.Namespace) -> None:
+    from microgesture.data.annotations import load_annotations
+    from microgesture.data.summary import format_summary
+
+    print(format_summary(load_annotations(a.annotations)))
+
+
+# -- training and evaluation ----------------------------------------------------------------
+def _trainer_sets(a: argparse.Namespace) -> list[str]:
+    sets = list(a.set or [])
+    for flag in ("devices", "strategy", "accelerator", "precision", "num_nodes"):
+        value = getattr(a, flag, None)
+        if value is not None:
+            sets.append(f"trainer.{flag}={value}")
+    return sets
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    from microgesture.train.config import load_config
+    from microgesture.train.run import fit
+
+    cfg = load_config(a.config, _trainer_sets(a))
+    out = a.out or Path("runs") / cfg.name
+    result = fit(cfg, out, resume=a.resume)
+    print(f"best checkpoint: {result.best_checkpoint} (val_top1={result.best_val_top1})")
+
+
+def cmd_evaluate(a: argparse.Namespace) -> None:
+    from microgesture.train.config import load_config
+    from microgesture.train.run import evaluate
+    from microgesture.eval.report import format_metrics
+
+    cfg = load_config(a.config, a.set)
+    out = a.out or Path(a.checkpoint).resolve().parent.parent / "eval"
+    metrics = evaluate(cfg, a.checkpoint, out, split=a.split, num_clips=a.clips, device=a.device)
+    print(format_metrics({Path(a.checkpoint).name: metrics}))
+    print(f"wrote {out}/metrics.json, scores.csv, confusion_matrix.png")
+
+
+def cmd_fuse(a: argparse.Namespace) -> None:
+    from microgesture.eval.report import fuse_files
+
+    print(fuse_files(a.scores, weights=a.weights, mode=a.mode, temperature=a.temperature,
+                     out=a.out, scores_out=a.scores_out))
+
+
+def cmd_demo(a: argparse.Namespace) -> None:
+    from microgesture.train.demo import run_demo
+
+    run_demo(a.out, epochs=a.epochs, seed=a.seed)
+
+
+# -- parser -----------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="microgesture",
+        description="Micro-gesture recognition and behaviour-based emotion prediction from video and skeletons.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+
+    data = sub.add_parser("data", help="create, import, check and summarise datasets")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+
+    s = dsub.add_parser("synth", help="write the embedded synthetic iMiGUE-like dataset (MiGA layout)")
+    s.add_argument("out_dir", type=Path)
+    s.add_argument("--subjects", type=int, default=12)
+    s.add_argument("--videos-per-subject", type=int, default=3)
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--size", type=_pair, default=(192, 144), help="frame size WxH (default 192x144)")
+    s.add_argument("--no-video", action="store_true", help="skeletons and labels only (seconds, not a minute)")
+    s.add_argument("--overwrite", action="store_true", help="replace a non-empty OUT_DIR")
+    s.set_defaults(func=cmd_synth)
+
+    imp = dsub.add_parser("import", help="import a dataset into the canonical annotation file")
+    isub = imp.add_subparsers(dest="import_command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", type=Path, required=True, help="annotation pickle to write")
+    common.add_argument("--protocol", default=None,
+                        help="imigue-xsub, imigue-emotion, synthetic-xsub or none (default: synthetic-xsub for "
+                             "our synthetic data, else imigue-xsub)")
+    common.add_argument("--val-fraction", type=float, default=0.2, help="share of training subjects kept for validation")
+    common.add_argument("--seed", type=int, default=0)
+    common.add_argument("--layout", default="miga35", choices=["miga35", "imigue22"])
+    common.add_argument("--img-shape", type=_pair, default=None, help="frame size HEIGHTxWIDTH when no video says it")
+    m = isub.add_parser("miga", parents=[common], help="MiGA per-video folders (<vid>/<vid>_label.csv, _light_hand.csv)")
+    m.add_argument("src_dir", type=Path)
+    m.add_argument("--videos", type=Path, default=None, help="videos.csv (video_id,subject_id,emotion); default SRC_DIR/videos.csv")
+    m.add_argument("--labels", type=Path, default=None, help="iMiGUE master label table for subject ids and win/lose")
+    m.set_defaults(func=cmd_import_miga)
+    o = isub.add_parser("openpose", parents=[common], help="OpenPose per-frame JSON folder + iMiGUE label table")
+    o.add_argument("json_dir", type=Path)
+    o.add_argument("--labels", type=Path, required=True, help="iMiGUE master label table (labels_*.csv)")
+    o.add_argument("--video-id", type=int, default=None, help="default: from the file names")
+    o.set_defaults(func=cmd_import_openpose)
+
+    v = dsub.add_parser("validate", help="check a dataset folder or an annotation file; exit 1 on any problem")
+    v.add_argument("path", type=Path)
+    v.set_defaults(func=cmd_validate)
+
+    sm = dsub.add_parser("summary", help="clips per class and split, subjects, videos, frames")
+    sm.add_argument("annotations", type=Path)
+    sm.set_defaults(func=cmd_summary)
+
+    t = sub.add_parser("train", help="train a model from a YAML config")
+    t.add_argument("config", type=Path)
+    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. optim.lr=0.05")
+    t.add_argument("--out", type=Path, default=None, help="run folder (default runs/<name>)")
+    t.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.ckpt")
+    t.add_argument("--devices", default=None, help="Lightning devices, e.g. 1, 2, auto")
+    t.add_argument("--strategy", default=None, help="Lightning strategy, e.g. ddp")
+    t.add_argument("--accelerator", default=None, help="cpu, gpu or auto")
+    t.add_argument("--precision", default=None, help="32-true, bf16-mixed, 16-mixed")
+    t.add_argument("--num-nodes", dest="num_nodes", default=None, help="nodes for multi-node DDP")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="metrics, per-sample scores and a confusion matrix for a checkpoint")
+    e.add_argument("config", type=Path)
+    e.add_argument("--checkpoint", type=Path, required=True)
+    e.add_argument("--out", type=Path, default=None, help="default: <run>/eval")
+    e.add_argument("--split", default=None, help="default: the config's test split")
+    e.add_argument("--clips", type=int, default=None, help="test-time clips averaged per sample")
+    e.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    e.add_argument("--set", action="append", metavar="KEY=VALUE")
+    e.set_defaults(func=cmd_evaluate)
+
+    f = sub.add_parser("fuse", help="fuse per-sample score files (ours or MMAction2 pickles) and report metrics")
+    f.add_argument("scores", nargs="+", type=Path)
+    f.add_argument("--weights", type=float, nargs="+", default=None)
+    f.add_argument("--mode", choices=["score", "softmax"], default="score",
+                   help="sum raw scores (MMAction2) or temperature-scaled softmax probabilities (soft voting)")
+    f.add_argument("--temperature", type=float, default=1.0)
+    f.add_argument("--out", type=Path, default=None, help="write the metrics here (JSON)")
+    f.add_argument("--scores-out", type=Path, default=None, help="write the fused scores here (CSV)")
+    f.set_defaults(func=cmd_fuse)
+
+    d = sub.add_parser("demo", help="synthetic data -> joint and bone 2s-AGCN -> fusion -> report")
+    d.add_argument("--out", type=Path, default=Path("demo_out"))
+    d.add_argument("--epochs", type=int, default=None, help="training epochs per stream (default: the demo's own)")
+    d.add_argument("--seed", type=int, default=0)
+    d.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        code = args.func(args)
+    except MicrogestureError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
