@@ -2,7 +2,8 @@
 
 One stream of the two-stream model: feed joints or bones (joint - parent, see
 `JointLayout.bone_pairs`) and add the streams' scores. Input x: [N, M, T, V, C] (persons,
-frames, joints, channels such as x, y, confidence). Tokens: [N, T/4, V, embed_dim], averaged over persons, for fusion modules.
+frames, joints, channels such as x, y, confidence). Tokens: [N, ceil(T/4), V, embed_dim],
+averaged over persons, for fusion modules.
 
 Each block is an adaptive graph convolution followed by a 9-frame temporal convolution. The
 graph of subset k is A_k (fixed, from the layout) + B_k (learned, `graph_offset`) + C_k (per
