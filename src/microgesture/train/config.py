@@ -104,7 +104,7 @@ class OptimConfig:
 class TrainerConfig:
     max_epochs: int = 30
     accelerator: str = "auto"
-    devices: str | int | list[int] = "auto"
+    devices: int | list[int] | str = "auto"  # int first: "2" stays a number
     strategy: str = "auto"
     num_nodes: int = 1
     precision: str = "32-true"
