@@ -7,6 +7,7 @@ resumed run continues exactly as an uninterrupted one would (single process).
 
 from __future__ import annotations
 
+import math
 import random
 from typing import Any
 
@@ -122,15 +123,16 @@ class MGClassifier(L.LightningModule):
             if epoch < warmup:
                 return (epoch + 1) / (warmup + 1)
             progress = (epoch - warmup) / max(1, epochs - warmup)
-            return 0.5 * (1.0 + np.cos(np.pi * progress))
+            return 0.5 * (1.0 + math.cos(math.pi * progress))  # a float: numpy scalars break weights_only loading
 
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        checkpoint["rng_states"] = {
+        kind, keys, pos, has_gauss, gauss = np.random.get_state()
+        checkpoint["rng_states"] = {  # tensors and plain values only: loadable with weights_only=True
             "torch": torch.get_rng_state(),
-            "numpy": np.random.get_state(),
+            "numpy": (kind, torch.from_numpy(keys.astype(np.int64)), int(pos), int(has_gauss), float(gauss)),
             "python": random.getstate(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
         }
@@ -140,7 +142,8 @@ class MGClassifier(L.LightningModule):
         if not states:
             return
         torch.set_rng_state(states["torch"])
-        np.random.set_state(states["numpy"])
+        kind, keys, pos, has_gauss, gauss = states["numpy"]
+        np.random.set_state((kind, keys.numpy().astype(np.uint32), pos, has_gauss, gauss))
         random.setstate(states["python"])
         if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(states["cuda"])

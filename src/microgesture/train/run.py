@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,10 +40,13 @@ class FitResult:
 def make_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list | None = None, **overrides: Any) -> L.Trainer:
     t = cfg.trainer
     ckpt_dir = run_dir / "checkpoints"
-    checkpoint = ModelCheckpoint(
-        dirpath=ckpt_dir, filename="best", monitor="val_top1", mode="max", save_last=True, save_top_k=1,
+    # Two callbacks: Lightning's save_last only refreshes last.ckpt when a top-k file is saved,
+    # but resuming needs the latest epoch every time.
+    best = ModelCheckpoint(
+        dirpath=ckpt_dir, filename="best", monitor="val_top1", mode="max", save_top_k=1,
         auto_insert_metric_name=False, enable_version_counter=False,
     )
+    last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
     kwargs: dict[str, Any] = dict(
         default_root_dir=run_dir,
         max_epochs=t.max_epochs,
@@ -52,7 +56,7 @@ def make_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list | None = 
         num_nodes=t.num_nodes,
         precision=t.precision,
         logger=[CSVLogger(run_dir, name="", version="logs"), TensorBoardLogger(run_dir, name="", version="tb")],
-        callbacks=[checkpoint, *(callbacks or [])],
+        callbacks=[best, last, *(callbacks or [])],
         plugins=[AtomicCheckpointIO()],
         log_every_n_steps=t.log_every_n_steps,
         enable_progress_bar=t.progress_bar,
@@ -96,12 +100,21 @@ def fit(
     trainer = make_trainer(cfg, run_dir, callbacks, **trainer_overrides)
     if not has_val:  # no validation split: keep the last epoch as "best"
         trainer.checkpoint_callback.monitor = None
+    started = time.perf_counter()
     trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
     best = trainer.checkpoint_callback.best_model_path
     score = trainer.checkpoint_callback.best_model_score
+    result = FitResult(run_dir, Path(best) if best else last, last, None if score is None else float(score))
     if trainer.global_rank == 0:
         plot_training_curves(run_dir / "logs" / "metrics.csv", run_dir / "training_curves.png")
-    return FitResult(run_dir, Path(best) if best else last, last, None if score is None else float(score))
+        info = {
+            "world_size": trainer.world_size, "device": str(module.device), "precision": str(trainer.precision),
+            "epochs": trainer.current_epoch, "global_step": trainer.global_step,
+            "seconds_this_session": round(time.perf_counter() - started, 1), "resumed": resume,
+            "best_checkpoint": str(result.best_checkpoint), "best_val_top1": result.best_val_top1,
+        }
+        write_text(run_dir / "run_info.json", json.dumps(info, indent=2))
+    return result
 
 
 def load_module(checkpoint: str | Path, cfg: ExperimentConfig | None = None) -> MGClassifier:

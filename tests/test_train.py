@@ -1,0 +1,104 @@
+import json
+import os
+import subprocess
+import sys
+
+import lightning as L
+import pytest
+import torch
+
+from conftest import tiny_overrides
+from microgesture.train.checkpoint import AtomicCheckpointIO, read_checkpoint
+from microgesture.train.config import load_config
+from microgesture.train.run import evaluate, fit
+from microgesture.errors import DataError
+
+
+class InterruptAt(L.Callback):
+    """Simulates Ctrl-C in the middle of an epoch."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_train_batch_start(self, trainer, module, batch, batch_idx):
+        if trainer.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def weights(path):
+    return read_checkpoint(path)["state_dict"]
+
+
+def test_resume_after_interrupt_is_exact(tiny_annotations, tmp_path):
+    cfg = load_config(None, tiny_overrides(tiny_annotations, epochs=3))
+    straight = fit(cfg, tmp_path / "straight")
+    # 32 training clips / batch 8 = 4 steps an epoch: step 6 is in the middle of epoch 1
+    with pytest.raises(SystemExit):
+        fit(cfg, tmp_path / "broken", callbacks=[InterruptAt(6)])
+    assert read_checkpoint(tmp_path / "broken" / "checkpoints" / "last.ckpt")["epoch"] == 0
+    resumed = fit(cfg, tmp_path / "broken", resume=True)
+    a, b = weights(straight.last_checkpoint), weights(resumed.last_checkpoint)
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+    assert read_checkpoint(resumed.last_checkpoint)["global_step"] == 12
+
+
+def test_fit_refuses_to_overwrite_and_to_resume_nothing(tiny_annotations, tmp_path):
+    cfg = load_config(None, tiny_overrides(tiny_annotations, epochs=1))
+    with pytest.raises(DataError, match="nothing to resume"):
+        fit(cfg, tmp_path / "run", resume=True)
+    fit(cfg, tmp_path / "run")
+    with pytest.raises(DataError, match="already holds a checkpoint"):
+        fit(cfg, tmp_path / "run")
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "last.ckpt"
+    io = AtomicCheckpointIO()
+    io.save_checkpoint({"state_dict": {"w": torch.ones(2)}, "hyper_parameters": {}}, path)
+
+    def broken_save(obj, f, *args, **kwargs):
+        with open(f, "wb") as fh:
+            fh.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", broken_save)
+    with pytest.raises(KeyboardInterrupt):
+        io.save_checkpoint({"state_dict": {"w": torch.zeros(2)}, "hyper_parameters": {}}, path)
+    monkeypatch.undo()
+    assert torch.equal(read_checkpoint(path)["state_dict"]["w"], torch.ones(2))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
+
+
+def test_evaluate_writes_report_and_checks_architecture(tiny_annotations, tmp_path):
+    cfg = load_config(None, tiny_overrides(tiny_annotations, epochs=1))
+    run = fit(cfg, tmp_path / "run")
+    metrics = evaluate(cfg, run.best_checkpoint, tmp_path / "eval", num_clips=2)
+    for key in ("top1", "top5", "macro_f1", "mean_class_accuracy", "per_class_accuracy"):
+        assert key in metrics
+    saved = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert saved["top1"] == metrics["top1"] and saved["num_samples"] == 8
+    lines = (tmp_path / "eval" / "scores.csv").read_text().splitlines()
+    assert lines[0].startswith("sample_id,label,score_0") and len(lines) == 9
+    assert (tmp_path / "eval" / "confusion_matrix.png").stat().st_size > 1000
+    other = load_config(None, tiny_overrides(tiny_annotations) + ["model.base_channels=16"])
+    with pytest.raises(Exception, match="trained with model"):
+        evaluate(other, run.best_checkpoint, tmp_path / "eval2")
+
+
+@pytest.mark.skipif(not torch.distributed.is_available(), reason="torch.distributed is not built in")
+def test_ddp_two_processes_on_cpu(tiny_annotations, tmp_path):
+    cfg = tmp_path / "ddp.yaml"
+    cfg.write_text("name: ddp\n")
+    sets = [x for o in tiny_overrides(tiny_annotations, epochs=2) for x in ("--set", o)]
+    cmd = [sys.executable, "-m", "microgesture.cli", "train", str(cfg), *sets, "--out", str(tmp_path / "run"),
+           "--devices", "2", "--strategy", "ddp", "--accelerator", "cpu"]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    ckpt = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    # 32 clips split over 2 ranks = 16 each, batch 8: 2 steps an epoch instead of 4
+    assert ckpt["global_step"] == 4
+    info = json.loads((tmp_path / "run" / "run_info.json").read_text())
+    assert info["world_size"] == 2
