@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+
 import av
 import numpy as np
 import pytest
@@ -61,6 +63,34 @@ def test_random_access_matches_sequential(clip, sequential):
     idx = [44, 3, 3, 59, 0, 44, 17]  # unsorted, repeated, across keyframes
     assert np.array_equal(read_frames(clip, idx), sequential[idx])
     assert read_frames(clip, []).shape == (0, H, W, 3)
+
+
+class _LateSeek:
+    """A container whose first seek lands on a later keyframe, as some demuxers do."""
+
+    def __init__(self, container, late_pts):
+        self._container, self._late = container, late_pts
+
+    def seek(self, offset, **kwargs):
+        offset, self._late = (self._late if self._late is not None else offset), None
+        return self._container.seek(offset, **kwargs)
+
+    def __getattr__(self, name):
+        return getattr(self._container, name)
+
+
+def test_seek_landing_late_steps_back(clip, sequential, monkeypatch):
+    key_pts = video._index(clip).key_pts
+    assert len(key_pts) >= 2
+    real_open = video._open
+
+    @contextlib.contextmanager
+    def late_open(path):
+        with real_open(path) as container:
+            yield _LateSeek(container, int(key_pts[-1]))
+
+    monkeypatch.setattr(video, "_open", late_open)
+    assert np.array_equal(read_frames(clip, [5, 6]), sequential[[5, 6]])
 
 
 def test_write_is_deterministic(tmp_path):

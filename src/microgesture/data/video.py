@@ -22,13 +22,14 @@ from pathlib import Path
 
 import av
 import numpy as np
+from av.video.reformatter import VideoReformatter
 
 from microgesture.errors import DataError
 from microgesture.utils.io import atomic_path
 
 # libx264 gives small files fast; mpeg4 is in every FFmpeg build.
 CODEC = "libx264" if "libx264" in av.codecs_available else "mpeg4"
-_CACHE_SIZE = 64
+_CACHE_SIZE = 256  # file indexes kept per process: ~8 bytes a frame
 
 
 @dataclass(frozen=True)
@@ -91,15 +92,17 @@ def _decode_seeking(path, container, stream, targets: list[int], index: _Index) 
     """Decode each run of targets that shares a keyframe from that keyframe onwards."""
     frame_of_pts = {int(index.pts[t]): t for t in targets}
     got: dict[int, np.ndarray] = {}
+    reformatter = VideoReformatter()
     for run in _runs(targets, index):
         key_pos = int(np.searchsorted(index.key_pts, index.pts[run[0]], side="right")) - 1
-        # A seek may land after the wanted frame (demuxers seek on decode time): step back.
-        while True:
+        # A seek may land after the wanted frame (some demuxers seek on decode time): step
+        # back a keyframe, twice at most, then start from the beginning.
+        for attempt in range(4):
             start = int(index.key_pts[key_pos]) if key_pos >= 0 else None
-            first = _decode_run(path, container, stream, start, run, index, frame_of_pts, got)
+            first = _decode_run(path, container, stream, start, run, index, frame_of_pts, got, reformatter)
             if first is None or first <= index.pts[run[0]] or key_pos < 0:
                 break
-            key_pos -= 1
+            key_pos = key_pos - 1 if attempt < 2 else -1
         missing = [t for t in run if t not in got]
         if missing:
             raise DataError(path, f"frame {missing[0]} could not be decoded", where=f"frame {missing[0]}")
@@ -108,6 +111,8 @@ def _decode_seeking(path, container, stream, targets: list[int], index: _Index) 
 
 def _runs(targets: list[int], index: _Index) -> list[list[int]]:
     """Group sorted targets: a new run starts where seeking to a keyframe beats decoding on."""
+    if len(index.key_pts) == 0:
+        return [targets]
     runs = [[targets[0]]]
     for t in targets[1:]:
         key = index.key_pts[max(int(np.searchsorted(index.key_pts, index.pts[t], side="right")) - 1, 0)]
@@ -118,7 +123,7 @@ def _runs(targets: list[int], index: _Index) -> list[list[int]]:
     return runs
 
 
-def _decode_run(path, container, stream, start, run, index, frame_of_pts, got) -> int | None:
+def _decode_run(path, container, stream, start, run, index, frame_of_pts, got, reformatter) -> int | None:
     """Seek to `start` (None: the beginning), decode to the run's last frame; first pts seen."""
     last = int(index.pts[run[-1]])
     container.seek(start if start is not None else int(index.pts[0]), stream=stream, backward=True)
@@ -132,7 +137,7 @@ def _decode_run(path, container, stream, start, run, index, frame_of_pts, got) -
             first = frame.pts
         t = frame_of_pts.get(frame.pts)
         if t is not None and t not in got:
-            got[t] = _to_rgb(frame, index.info)
+            got[t] = _to_rgb(frame, index.info, reformatter)
         if frame.pts >= last:
             break
     return first
@@ -140,10 +145,11 @@ def _decode_run(path, container, stream, start, run, index, frame_of_pts, got) -
 
 def _decode_counting(path, container, stream, targets: list[int], info: VideoInfo) -> dict[int, np.ndarray]:
     wanted, got = set(targets), {}
+    reformatter = VideoReformatter()
     count = 0
     for count, frame in enumerate(_frames(path, container, stream)):
         if count in wanted:
-            got[count] = _to_rgb(frame, info)
+            got[count] = _to_rgb(frame, info, reformatter)
         if count >= targets[-1]:
             return got
     raise DataError(path, f"frame {targets[-1]} requested but only {count + 1} frames could be decoded")
@@ -156,9 +162,11 @@ def _frames(path, container, stream) -> Iterator[av.VideoFrame]:
         raise DataError(path, f"cannot decode video: {exc}") from None
 
 
-def _to_rgb(frame: av.VideoFrame, info: VideoInfo) -> np.ndarray:
-    # Size from the index, so a mid-stream size change cannot break np.stack.
-    return frame.to_ndarray(format="rgb24", width=info.width, height=info.height)
+def _to_rgb(frame: av.VideoFrame, info: VideoInfo, reformatter: VideoReformatter) -> np.ndarray:
+    # One reformatter per read keeps one scaler (frame.to_ndarray builds one per frame: 3x
+    # slower on small frames). Size from the index, so a mid-stream size change cannot break
+    # np.stack.
+    return reformatter.reformat(frame, width=info.width, height=info.height, format="rgb24").to_ndarray()
 
 
 @contextlib.contextmanager
@@ -237,8 +245,8 @@ def _fps(stream, sorted_pts: np.ndarray | None) -> float:
 def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, *, crf: int = 20) -> int:
     """Write uint8 RGB frames [H, W, 3] to an MP4 file atomically; returns the number written.
 
-    Byte-deterministic (single-threaded encoder, no timestamps or version strings in the
-    file). H.264 4:2:0 needs even width and height: odd sizes raise DataError. `crf` is the
+    Byte-deterministic on one PyAV build (single-threaded encoder, bitexact muxer: no creation
+    time; x264 still records its own version). H.264 4:2:0 needs even width and height: odd sizes raise DataError. `crf` is the
     x264 quality (lower = better and bigger; 20 keeps flat colours within a few levels).
     """
     if not fps > 0:
@@ -248,8 +256,11 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float, *, c
         container = av.open(str(tmp), mode="w", format="mp4", options={"fflags": "+bitexact"})
         try:
             count = _encode_all(path, container, frames, rate, crf)
-        finally:
-            container.close()
+        except BaseException:
+            with contextlib.suppress(Exception):  # keep the first error, not a failed close
+                container.close()
+            raise
+        container.close()
     return count
 
 
