@@ -16,8 +16,23 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+def _template():
+    import numpy as np
+
+    t = np.zeros((35, 2))
+    t[:8] = [[100, 40], [100, 60], [80, 62], [72, 85], [78, 105], [120, 62], [128, 85], [122, 105]]
+    t[15:19] = [[95, 36], [105, 36], [90, 38], [110, 38]]
+    t[25:30] = [[70 + 3 * k, 112] for k in range(5)]
+    t[30:35] = [[118 + 3 * k, 112] for k in range(5)]
+    return t
+
+
+LOWER = [8, 9, 10, 11, 12, 13, 14, 19, 20, 21, 22, 23, 24]
+TEMPLATE = _template()
+
+
 def make_tiny_annotations(path: Path, *, clips_per_class: int = 12, classes: int = 4, frames: int = 24, seed: int = 0) -> Path:
-    """A small learnable skeleton set: each class moves the right wrist at its own frequency.
+    """A small learnable skeleton set: each class moves one forearm and hand along one axis (4 classes).
 
     Subjects 0-3 train, 4 validation, 5 test, so the split is subject-disjoint.
     """
@@ -30,13 +45,16 @@ def make_tiny_annotations(path: Path, *, clips_per_class: int = 12, classes: int
     t = np.arange(frames)[:, None]
     for i in range(clips_per_class * classes):
         label, subject = i % classes, (i // classes) % 6
-        kp = np.tile(rng.normal(0, 3, (1, 35, 2)) + [100, 80], (frames, 1, 1))
-        kp[:, 1] = [100, 60]  # neck
-        kp[:, 2], kp[:, 5] = [80, 62], [120, 62]  # shoulders
-        phase = rng.uniform(0, 6.28)
-        kp[:, 4] += np.hstack([np.sin(t * (label + 1) * 0.4 + phase), np.cos(t * (label + 1) * 0.4 + phase)]) * 15
-        kp += rng.normal(0, 0.5, kp.shape)
-        clip = make_clip(frame_dir=f"{i:04d}_0", label=label, keypoint=kp, keypoint_score=np.full((frames, 35), 0.9),
+        kp = np.tile(TEMPLATE + rng.normal(0, 2, (35, 2)), (frames, 1, 1))
+        # which forearm and hand move (elbow, wrist, fingertips), and along which axis
+        arm = [3, 4, 25, 26, 27, 28, 29] if label // 2 % 2 == 0 else [6, 7, 30, 31, 32, 33, 34]
+        axis = label % 2
+        kp[:, arm, axis] += (np.sin(t[:, 0] * 0.3 + rng.uniform(0, 6.28)) * 20)[:, None]
+        kp += rng.normal(0, 0.2, kp.shape)
+        score = np.full((frames, 35), 0.9)
+        score[:, LOWER] = 0
+        kp[:, LOWER] = 0
+        clip = make_clip(frame_dir=f"{i:04d}_0", label=label, keypoint=kp, keypoint_score=score,
                          img_shape=(160, 200), layout="miga35", video_id=i, subject_id=subject)
         clips.append(clip)
         split["train" if subject < 4 else ("val" if subject == 4 else "test")].append(clip["frame_dir"])
@@ -52,6 +70,6 @@ def tiny_annotations(tmp_path_factory) -> Path:
 def tiny_overrides(annotations: Path, epochs: int = 3) -> list[str]:
     return [
         f"data.annotations={annotations}", "data.num_frames=16", "data.batch_size=8",
-        "model.base_channels=8", f"trainer.max_epochs={epochs}", "trainer.progress_bar=false",
+        "model.skeleton.base_channels=8", f"trainer.max_epochs={epochs}", "trainer.progress_bar=false",
         "trainer.accelerator=cpu", "trainer.log_every_n_steps=1", "optim.lr=0.05",
     ]

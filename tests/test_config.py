@@ -24,9 +24,9 @@ def test_shipped_configs_load():
 
 
 def test_overrides_are_typed():
-    cfg = load_config(None, ["optim.lr=0.05", "model.stream=bone", "trainer.devices=2", "data.synthetic.size=[64, 48]"])
+    cfg = load_config(None, ["optim.lr=0.05", "model.skeleton.stream=bone", "trainer.devices=2", "data.synthetic.size=[64, 48]"])
     assert cfg.optim.lr == 0.05
-    assert cfg.model.stream == "bone"
+    assert cfg.model.skeleton.stream == "bone"
     assert cfg.trainer.devices == 2
     assert cfg.data.synthetic.size == (64, 48)
 
@@ -36,7 +36,10 @@ def test_overrides_are_typed():
     [
         ("optim:\n  lrr: 0.1\n", "optim.lrr"),
         ("optim:\n  lr: fast\n", "optim.lr"),
-        ("model:\n  stream: elbow\n", "model.stream"),
+        ("model:\n  skeleton:\n    stream: elbow\n", "model.skeleton.stream"),
+        ("model:\n  arch: rgb\n", "data.rgb"),
+        ("model:\n  arch: rgb\n  rgb:\n    encoder: mvit\ndata:\n  annotations: a.pkl\n  rgb:\n    size: 96\n", "data.rgb"),
+        ("model:\n  fusion:\n    width: 100\n    heads: 3\n", "model.fusion.heads"),
         ("trainer:\n  max_epochs: 0\n", "trainer.max_epochs"),
         ("data:\n  annotations: a.pkl\n  num_frames: 2.5\n", "data.num_frames"),
         ("data:\n  annotations: a.pkl\n  augment:\n    scale: [1, 2, 3]\n", "data.augment.scale"),

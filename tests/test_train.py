@@ -82,7 +82,7 @@ def test_evaluate_writes_report_and_checks_architecture(tiny_annotations, tmp_pa
     lines = (tmp_path / "eval" / "scores.csv").read_text().splitlines()
     assert lines[0].startswith("sample_id,label,score_0") and len(lines) == 9
     assert (tmp_path / "eval" / "confusion_matrix.png").stat().st_size > 1000
-    other = load_config(None, tiny_overrides(tiny_annotations) + ["model.base_channels=16"])
+    other = load_config(None, tiny_overrides(tiny_annotations) + ["model.skeleton.base_channels=16"])
     with pytest.raises(Exception, match="trained with model"):
         evaluate(other, run.best_checkpoint, tmp_path / "eval2")
 
@@ -102,3 +102,15 @@ def test_ddp_two_processes_on_cpu(tiny_annotations, tmp_path):
     assert ckpt["global_step"] == 4
     info = json.loads((tmp_path / "run" / "run_info.json").read_text())
     assert info["world_size"] == 2
+
+
+def test_learns_far_above_chance(tmp_path):
+    from conftest import make_tiny_annotations
+
+    # 4 classes, 16 held-out clips of an unseen subject: chance is 25%; P(>= 12/16 by luck) < 1e-4
+    ann = make_tiny_annotations(tmp_path / "ann.pkl", clips_per_class=24, seed=1)
+    cfg = load_config(None, tiny_overrides(ann, epochs=12) + ["model.skeleton.base_channels=16", "optim.warmup_epochs=1"])
+    run = fit(cfg, tmp_path / "run")
+    metrics = evaluate(cfg, run.best_checkpoint, tmp_path / "eval")
+    assert metrics["num_samples"] == 16
+    assert metrics["top1"] >= 0.75, metrics

@@ -18,10 +18,19 @@ from torch.utils.data import Dataset, Sampler
 
 
 class ClipDataset(Dataset):
-    def __init__(self, clips: Sequence[dict[str, Any]], pipeline: Callable, *, seed: int = 0):
+    """Skeleton clips through `pipeline`; with `rgb`, also the RGB frames at the same sampled frames.
+
+    `rgb` is called as ``rgb(sample, rng, video_path)`` after the skeleton pipeline (see
+    data/rgb.py: RGBClip), and `video_path(clip)` resolves a clip's video file.
+    """
+
+    def __init__(self, clips: Sequence[dict[str, Any]], pipeline: Callable, *, seed: int = 0,
+                 rgb: Callable | None = None, video_path: Callable | None = None):
         self.clips = list(clips)
         self.pipeline = pipeline
         self.seed = seed
+        self.rgb = rgb
+        self.video_path = video_path
 
     def __len__(self) -> int:
         return len(self.clips)
@@ -31,13 +40,38 @@ class ClipDataset(Dataset):
         clip = self.clips[index]
         rng = np.random.default_rng([self.seed, epoch, index])
         sample = self.pipeline(dict(clip), rng)
-        return {
+        out = {
             "skeleton": torch.from_numpy(np.ascontiguousarray(sample["skeleton"], dtype=np.float32)),
             "label": torch.tensor(int(clip["label"]), dtype=torch.long),
             "emotion": torch.tensor(int(clip.get("emotion", -1)), dtype=torch.long),
             "index": torch.tensor(index, dtype=torch.long),
             "frame_inds": torch.from_numpy(np.asarray(sample["frame_inds"], dtype=np.int64)),
         }
+        if self.rgb is not None:
+            sample = self.rgb(sample, rng, self.video_path(clip) if self.video_path else clip.get("video_path"))
+            out["rgb"] = torch.from_numpy(np.ascontiguousarray(sample["rgb"], dtype=np.float32))
+        return out
+
+
+class CachedTokenDataset(Dataset):
+    """Encoder outputs stored by `microgesture extract` (data/cache.py), one dict per clip."""
+
+    def __init__(self, clips: Sequence[dict[str, Any]], cache: Any):
+        self.clips = list(clips)
+        self.cache = cache
+        cache.require([c["frame_dir"] for c in self.clips])
+
+    def __len__(self) -> int:
+        return len(self.clips)
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        index = key[0] if isinstance(key, tuple) else key
+        clip = self.clips[index]
+        out = dict(self.cache.get(clip["frame_dir"]))
+        out["label"] = torch.tensor(int(clip["label"]), dtype=torch.long)
+        out["emotion"] = torch.tensor(int(clip.get("emotion", -1)), dtype=torch.long)
+        out["index"] = torch.tensor(index, dtype=torch.long)
+        return out
 
 
 class EpochSampler(Sampler):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -9,12 +10,12 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader
 
-from microgesture.data.annotations import load_annotations, select
+from microgesture.data.annotations import load_annotations, resolve_video_path, select
 from microgesture.data.classes import IMIGUE_CLASSES
-from microgesture.data.dataset import ClipDataset, EpochSampler
+from microgesture.data.dataset import CachedTokenDataset, ClipDataset, EpochSampler
 from microgesture.data.transforms import skeleton_pipeline
 from microgesture.errors import DataError
-from microgesture.train.config import DataConfig, Stream, SynthConfig
+from microgesture.train.config import DataConfig, ExperimentConfig, Stream, SynthConfig
 
 
 def synthetic_annotations(cfg: SynthConfig, progress: bool = False) -> Path:
@@ -43,9 +44,20 @@ def synthetic_annotations(cfg: SynthConfig, progress: bool = False) -> Path:
 
 
 class MGDataModule(L.LightningDataModule):
-    def __init__(self, cfg: DataConfig, *, stream: Stream = "joint", seed: int = 0):
+    @classmethod
+    def for_experiment(cls, cfg: ExperimentConfig) -> "MGDataModule":
+        """The data a config's model needs: skeleton clips, plus RGB or cached tokens."""
+        cached = cfg.data.cache is not None
+        return cls(cfg.data, stream=cfg.model.skeleton.stream, seed=cfg.trainer.seed,
+                   rgb=cfg.model.uses_rgb and not cached, cached=cached)
+
+    def __init__(self, cfg: DataConfig, *, stream: Stream = "joint", seed: int = 0, rgb: bool = False,
+                 cached: bool = False):
+        """`rgb`: also load RGB clips (needs cfg.rgb); `cached`: read encoder tokens from cfg.cache."""
         super().__init__()
         self.cfg, self.stream, self.seed = cfg, stream, seed
+        self.with_rgb, self.cached = rgb, cached
+        self._cache = None
         self.annotation_path: Path | None = None if cfg.annotations is None else Path(cfg.annotations)
         self.data: dict[str, Any] | None = None
         self.sampler: EpochSampler | None = None
@@ -83,13 +95,30 @@ class MGDataModule(L.LightningDataModule):
         return np.array([c["label"] for c in self.clips(self.cfg.train_split)], dtype=np.int64)
 
     # -- datasets and loaders ---------------------------------------------------------------
-    def dataset(self, split: str, *, train: bool, num_clips: int = 1) -> ClipDataset:
+    def dataset(self, split: str, *, train: bool, num_clips: int = 1) -> ClipDataset | CachedTokenDataset:
+        if self.cached:
+            return CachedTokenDataset(self.clips(split), self.token_cache())
         aug = self.cfg.augment
         pipeline = skeleton_pipeline(
             layout=self.cfg.layout, num_frames=self.cfg.num_frames, stream=self.stream, train=train,
             num_clips=num_clips, rotate_deg=aug.rotate_deg, scale=aug.scale, shift=aug.shift, flip_p=aug.flip_p,
         )
-        return ClipDataset(self.clips(split), pipeline, seed=self.seed)
+        rgb = None
+        if self.with_rgb:
+            from microgesture.data.rgb import RGBClip
+
+            r = self.cfg.rgb
+            rgb = RGBClip(size=r.size, num_frames=r.num_frames, train=train, resize=r.resize)
+        data = self.load()
+        return ClipDataset(self.clips(split), pipeline, seed=self.seed, rgb=rgb,
+                           video_path=partial(resolve_video_path, data))
+
+    def token_cache(self):
+        if self._cache is None:
+            from microgesture.data.cache import TokenCache
+
+            self._cache = TokenCache.open(self.cfg.cache, self.annotation_path)
+        return self._cache
 
     def _loader(self, dataset: ClipDataset, batch_size: int, sampler=None) -> DataLoader:
         return DataLoader(

@@ -31,7 +31,7 @@ def demo_config(stream: str, data_root: Path, epochs: int, seed: int) -> Experim
             "synthetic": {"root": str(data_root), "seed": seed, "video": True},
             "num_frames": 32, "batch_size": 16,
         },
-        "model": {"arch": "agcn", "stream": stream, "base_channels": 32, "dropout": 0.1},
+        "model": {"arch": "skeleton", "skeleton": {"stream": stream, "base_channels": 32, "dropout": 0.1}},
         "optim": {"lr": 0.05, "warmup_epochs": 1},
         "trainer": {"max_epochs": epochs, "seed": seed, "accelerator": "auto", "devices": 1},
     })

@@ -51,7 +51,7 @@ class MGClassifier(L.LightningModule):
         super().__init__()
         self.save_hyperparameters()
         self.cfg: ExperimentConfig = from_dict(ExperimentConfig, config)
-        self.model = build_model(self.cfg.model, num_classes, layout)
+        self.model = build_model(self.cfg.model, num_classes, layout, cached=self.cfg.data.cache is not None)
         self.num_classes = num_classes
         self.class_names = list(class_names)
         weight = None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)

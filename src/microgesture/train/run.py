@@ -85,7 +85,7 @@ def fit(
     if not resume and last.is_file():
         raise DataError(run_dir, "run folder already holds a checkpoint; pass --resume or choose another --out")
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    dm = MGDataModule(cfg.data, stream=cfg.model.stream, seed=cfg.trainer.seed)
+    dm = MGDataModule.for_experiment(cfg)
     dm.prepare_data()
     weights = class_weights(dm.train_labels(), dm.num_classes, cfg.optim.class_weighting)
     module = MGClassifier.from_config(
@@ -162,7 +162,7 @@ def evaluate(
     """Score a split: metrics.json, scores.csv (for `fuse`) and confusion_matrix.png in out_dir."""
     out_dir = Path(out_dir)
     module = load_module(checkpoint, cfg)
-    dm = MGDataModule(cfg.data, stream=cfg.model.stream, seed=cfg.trainer.seed)
+    dm = MGDataModule.for_experiment(cfg)
     dm.prepare_data()
     split = split or cfg.data.test_split
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
