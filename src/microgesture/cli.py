@@ -111,6 +111,24 @@ def cmd_fuse(a: argparse.Namespace) -> None:
                      out=a.out, scores_out=a.scores_out))
 
 
+def cmd_extract(a: argparse.Namespace) -> None:
+    from microgesture.train.config import load_config
+    from microgesture.train.extract import extract_for_experiment
+
+    cfg = load_config(a.config, a.set)
+    print(f"wrote the token cache {extract_for_experiment(cfg, a.out, device=a.device)}")
+
+
+def cmd_predict(a: argparse.Namespace) -> None:
+    from microgesture.train.config import load_config
+    from microgesture.train.predict import predict
+
+    cfg = load_config(a.config, a.set)
+    zipped = predict(cfg, a.checkpoint, a.data, a.out, split=a.split, style=a.style, num_clips=a.clips,
+                     device=a.device)
+    print(f"wrote {a.out}/predictions.csv, scores.csv and {zipped}")
+
+
 def cmd_demo(a: argparse.Namespace) -> None:
     from microgesture.train.demo import run_demo
 
@@ -199,6 +217,26 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--out", type=Path, default=None, help="write the metrics here (JSON)")
     f.add_argument("--scores-out", type=Path, default=None, help="write the fused scores here (CSV)")
     f.set_defaults(func=cmd_fuse)
+
+    x = sub.add_parser("extract", help="run a fusion config's frozen encoders once and cache their tokens")
+    x.add_argument("config", type=Path)
+    x.add_argument("--out", type=Path, required=True, help="cache folder (resumed if interrupted)")
+    x.add_argument("--device", default=None, help="cpu, cuda (default: cuda if available)")
+    x.add_argument("--set", action="append", metavar="KEY=VALUE")
+    x.set_defaults(func=cmd_extract)
+
+    pr = sub.add_parser("predict", help="predict classes for an annotation file; write a MiGA submission zip")
+    pr.add_argument("config", type=Path)
+    pr.add_argument("--checkpoint", type=Path, required=True)
+    pr.add_argument("--data", type=Path, required=True, help="annotation file (labels are ignored)")
+    pr.add_argument("--out", type=Path, required=True)
+    pr.add_argument("--split", default=None, help="default: every clip in the file")
+    pr.add_argument("--style", choices=["2025", "2023"], default="2025",
+                    help="2025: Id,Target CSV; 2023: headerless <sample>,<class> rows")
+    pr.add_argument("--clips", type=int, default=None)
+    pr.add_argument("--device", default=None)
+    pr.add_argument("--set", action="append", metavar="KEY=VALUE")
+    pr.set_defaults(func=cmd_predict)
 
     d = sub.add_parser("demo", help="synthetic data -> joint and bone 2s-AGCN -> fusion -> report")
     d.add_argument("--out", type=Path, default=Path("demo_out"))

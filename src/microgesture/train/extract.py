@@ -193,3 +193,43 @@ def _positions(batch: Mapping[str, Any], order: list[int] | None, seen: int, spl
     if first is None:
         raise ConfigError(f"split {split!r}: batch has no tensors to count samples by")
     return order[seen:seen + len(first)]
+
+
+def extract_for_experiment(cfg: Any, cache_dir: str | Path, *, device: str | None = None,
+                           progress: bool = True) -> Path:
+    """`microgesture extract`: run a fusion config's two encoders, frozen, over every split once.
+
+    The encoders come from `model.rgb` / `model.skeleton` (a trained run's `checkpoint`, or
+    pretrained `weights`); clips are sampled as at test time, RGB from the skeleton's frames.
+    Train the fusion afterwards with `data.cache: CACHE_DIR` in the same config.
+    """
+    from dataclasses import replace
+
+    from microgesture.config import to_dict
+    from microgesture.data.cache import encoder_meta
+    from microgesture.train.build import build_rgb_encoder, build_skeleton_encoder, load_trained_encoder
+    from microgesture.train.datamodule import MGDataModule
+
+    model = cfg.model
+    if model.arch not in ("cmtf", "concat"):
+        raise ConfigError(f"model.arch: extract runs the encoders of a fusion model (cmtf, concat), not {model.arch!r}")
+    if cfg.data.rgb is None:
+        raise ConfigError("data.rgb: extraction reads RGB clips; add a data.rgb section")
+    dm = MGDataModule(replace(cfg.data, cache=None), stream=model.skeleton.stream, seed=cfg.trainer.seed, rgb=True)
+    dm.prepare_data()
+    rgb = build_rgb_encoder(model.rgb, dm.num_classes)
+    skeleton = build_skeleton_encoder(model.skeleton, dm.num_classes, cfg.data.layout)
+    for encoder, path in ((rgb, model.rgb.checkpoint), (skeleton, model.skeleton.checkpoint)):
+        if path is not None:
+            load_trained_encoder(encoder, path)
+    splits = [s for s in dm.load()["split"] if dm.has_split(s)]
+    loaders = {s: dm.eval_dataloader(s, num_clips=1) for s in splits}
+    meta = {
+        "rgb": encoder_meta("rgb", {**to_dict(model.rgb), "data": to_dict(cfg.data.rgb)}, model.rgb.checkpoint),
+        "skeleton": encoder_meta("skeleton", {**to_dict(model.skeleton), "layout": cfg.data.layout,
+                                              "num_frames": cfg.data.num_frames}, model.skeleton.checkpoint),
+    }
+    return extract_tokens(
+        cache_dir, dm.annotation_path, loaders, {"rgb": (rgb, "rgb"), "skeleton": (skeleton, "skeleton")},
+        sample_ids_of={s: dm.clips(s) for s in splits}, encoders_meta=meta, device=device, progress=progress,
+    )
