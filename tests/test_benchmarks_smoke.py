@@ -1,0 +1,78 @@
+"""Smoke runs of the benchmark scripts (--quick): they finish, and their tables have the right rows.
+
+Timings are never asserted; only that each figure is a positive finite number.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO / "benchmarks"
+
+
+def run_script(name: str, *args: str) -> str:
+    proc = subprocess.run([sys.executable, str(BENCH / name), *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    return proc.stdout
+
+
+def table_rows(stdout: str) -> list[list[str]]:
+    """Cells of the markdown table rows, header and separator left out."""
+    lines = [line for line in stdout.splitlines() if line.startswith("| ")]
+    return [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[1:] if "---" not in line]
+
+
+def positive(text: str) -> bool:
+    value = float(text.replace(",", ""))
+    return math.isfinite(value) and value > 0
+
+
+def test_bench_data_quick(tmp_path: Path) -> None:
+    out = run_script("bench_data.py", "--quick", "--data", str(tmp_path / "data"), "--json", str(tmp_path / "d.json"))
+    assert "machine: " in out and "load average" in out
+    rows = {(r[0], r[1]): r for r in table_rows(out)}
+    expected = [
+        ("pipeline", "train joint miga35 T=32"), ("pipeline", "train bone miga35 T=32"),
+        ("pipeline", "test joint miga35 T=32"), ("pipeline", "test bone miga35 T=32"),
+        ("loader", "DataLoader workers=0 batch=16 train joint"),
+        ("loader", "DataLoader workers=2 batch=16 train joint"),
+        ("rgb", "read_frames 16f 192x144 cold"), ("rgb", "read_frames 16f 192x144 warm"),
+    ]
+    for key in expected:
+        assert key in rows, f"missing row {key}; rows: {sorted(rows)}"
+        assert positive(rows[key][2]), rows[key]
+    assert any(section == "annotations" and positive(r[2]) for (section, _), r in rows.items())
+    report = json.loads((tmp_path / "d.json").read_text())
+    assert {r["section"] for r in report["rows"]} == {"annotations", "pipeline", "loader", "rgb"}
+    assert report["machine_start"]["cores"] >= 1 and len(report["machine_start"]["loadavg"]) == 3
+
+
+def test_bench_models_quick(tmp_path: Path) -> None:
+    out = run_script("bench_models.py", "--quick", "--json", str(tmp_path / "m.json"))
+    rows = {r[0]: r for r in table_rows(out)}
+    assert set(rows) == {"agcn-c16-miga35-T32", "light_rgb-w32", "cmtf-light+agcn32"}
+    for name, r in rows.items():
+        params, train, infer = r[3], r[4], r[5]
+        assert positive(params) and positive(train) and positive(infer), r
+    from microgesture.models.agcn import build_agcn
+
+    expected = sum(p.numel() for p in build_agcn(32, "miga35", base_channels=16).parameters())
+    assert int(rows["agcn-c16-miga35-T32"][3].replace(",", "")) == expected
+    report = json.loads((tmp_path / "m.json").read_text())
+    assert [r["model"] for r in report["rows"]] == list(rows)
+    assert all(r["threads"] == 1 for r in report["rows"])
+    # --quick measures every model in one process: memory only for the first
+    assert [r["train_peak_mib"] is not None for r in report["rows"]] == [True, False, False]
+    assert report["rows"][0]["train_peak_mib"] > 0
+
+
+def test_bench_models_lists_every_model() -> None:
+    names = {line.split()[0] for line in run_script("bench_models.py", "--list").splitlines()}
+    agcn = {f"agcn-c{w}-{lay}-T{t}" for w in (64, 32, 16) for lay in ("miga35", "imigue22") for t in (32, 64)}
+    assert agcn | {"light_rgb-w32", "mvit_v2_s", "cmtf-mvit+agcn64", "cmtf-light+agcn32"} == names
