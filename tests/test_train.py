@@ -42,6 +42,10 @@ def test_resume_after_interrupt_is_exact(tiny_annotations, tmp_path):
     for key in a:
         assert torch.equal(a[key], b[key]), key
     assert read_checkpoint(resumed.last_checkpoint)["global_step"] == 12
+    # the log still holds the epochs from before the interruption
+    log = (tmp_path / "broken" / "logs" / "metrics.csv").read_text().splitlines()
+    epochs = {row.split(",")[0] for row in log[1:]}
+    assert {"0", "1", "2"} <= epochs, epochs
 
 
 def test_fit_refuses_to_overwrite_and_to_resume_nothing(tiny_annotations, tmp_path):

@@ -12,11 +12,14 @@ import time
 from pathlib import Path
 
 from microgesture.config import from_dict
+from microgesture.data.annotations import load_annotations
+from microgesture.data.summary import format_summary
 from microgesture.eval.metrics import confusion_matrix
 from microgesture.eval.plots import plot_confusion_matrix
 from microgesture.eval.report import format_metrics, fusion_metrics
 from microgesture.eval.scores import read_scores
 from microgesture.train.config import ExperimentConfig
+from microgesture.train.datamodule import synthetic_annotations
 from microgesture.train.run import LAST, evaluate, fit
 from microgesture.utils.io import write_text
 
@@ -26,11 +29,12 @@ DEMO_EPOCHS = 16
 DEMO_WIDTH = 16
 
 
-def demo_config(stream: str, data_root: Path, epochs: int, seed: int) -> ExperimentConfig:
+def demo_config(stream: str, data_root: Path, epochs: int, seed: int, **synthetic: int) -> ExperimentConfig:
+    """The demo's config; `synthetic` overrides the dataset size (tests use a tiny one)."""
     return from_dict(ExperimentConfig, {
         "name": f"demo_agcn_{stream}",
         "data": {
-            "synthetic": {"root": str(data_root), "seed": seed, "video": True},
+            "synthetic": {"root": str(data_root), "seed": seed, "video": True, **synthetic},
             "num_frames": 32, "batch_size": 16,
         },
         "model": {"arch": "skeleton", "skeleton": {"stream": stream, "base_channels": DEMO_WIDTH, "dropout": 0.1}},
@@ -39,13 +43,17 @@ def demo_config(stream: str, data_root: Path, epochs: int, seed: int) -> Experim
     })
 
 
-def run_demo(out: str | Path, *, epochs: int | None = None, seed: int = 0) -> dict:
+def run_demo(out: str | Path, *, epochs: int | None = None, seed: int = 0, **synthetic: int) -> dict:
+    """Run the demo into `out`; returns the fused metrics. `synthetic`: e.g. subjects=3 for a quick run."""
     out = Path(out)
     epochs = epochs or DEMO_EPOCHS
     start = time.perf_counter()
     results, score_files = {}, []
+    print(f"== the synthetic dataset -> {out / 'data'}")
+    ann = synthetic_annotations(demo_config("joint", out / "data", epochs, seed, **synthetic).data.synthetic, progress=True)
+    print(format_summary(load_annotations(ann)))
     for stream in ("joint", "bone"):
-        cfg = demo_config(stream, out / "data", epochs, seed)
+        cfg = demo_config(stream, out / "data", epochs, seed, **synthetic)
         run_dir = out / stream
         print(f"\n== training the {stream} stream ({epochs} epochs) -> {run_dir}")
         trained = fit(cfg, run_dir, resume=(run_dir / "checkpoints" / LAST).is_file())

@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
-from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from lightning.pytorch.loggers import TensorBoardLogger
 
 from microgesture.config import to_dict
 from microgesture.errors import ConfigError, DataError
@@ -23,6 +23,7 @@ from microgesture.eval.scores import ScoreTable, write_scores
 from microgesture.train.checkpoint import AtomicCheckpointIO, read_checkpoint
 from microgesture.train.config import ExperimentConfig
 from microgesture.train.datamodule import MGDataModule
+from microgesture.train.logs import AppendingCSVLogger
 from microgesture.train.module import MGClassifier, class_weights
 from microgesture.utils.io import write_text
 
@@ -55,7 +56,7 @@ def make_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list | None = 
         strategy=t.strategy,
         num_nodes=t.num_nodes,
         precision=t.precision,
-        logger=[CSVLogger(run_dir, name="", version="logs"), TensorBoardLogger(run_dir, name="", version="tb")],
+        logger=[AppendingCSVLogger(run_dir, name="", version="logs"), TensorBoardLogger(run_dir, name="", version="tb")],
         callbacks=[best, last, *(callbacks or [])],
         plugins=[AtomicCheckpointIO()],
         log_every_n_steps=t.log_every_n_steps,
