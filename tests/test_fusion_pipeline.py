@@ -63,8 +63,12 @@ def test_rgb_skeleton_extract_fuse_predict(tiny_video_set, tmp_path):
     assert {r.split(",")[0] for r in rows[1:]} == set(data["split"]["test"])
 
     # end to end from raw clips, encoders initialised from the single-stream runs
-    e2e = fit(load_config(None, fusion + ["model.arch=cmtf"]), tmp_path / "e2e")
-    assert e2e.last_checkpoint.is_file()
+    e2e_cfg = load_config(None, fusion + ["model.arch=cmtf"])
+    e2e = fit(e2e_cfg, tmp_path / "e2e")
+    # the fusion checkpoint is self-contained: the stream runs it started from may be gone
+    for run in (rgb_run, skel_run):
+        run.best_checkpoint.rename(run.best_checkpoint.with_suffix(".moved"))
+    assert evaluate(e2e_cfg, e2e.best_checkpoint, tmp_path / "e2e_eval")["num_samples"] == len(data["split"]["test"])
 
 
 def test_stale_cache_is_refused(tiny_video_set, tmp_path):

@@ -11,7 +11,7 @@ from conftest import tiny_overrides
 from microgesture.train.checkpoint import AtomicCheckpointIO, read_checkpoint
 from microgesture.train.config import load_config
 from microgesture.train.run import evaluate, fit
-from microgesture.errors import DataError
+from microgesture.errors import ConfigError, DataError
 
 
 class InterruptAt(L.Callback):
@@ -55,6 +55,9 @@ def test_fit_refuses_to_overwrite_and_to_resume_nothing(tiny_annotations, tmp_pa
     fit(cfg, tmp_path / "run")
     with pytest.raises(DataError, match="already holds a checkpoint"):
         fit(cfg, tmp_path / "run")
+    wider = load_config(None, tiny_overrides(tiny_annotations, epochs=2) + ["model.skeleton.base_channels=16"])
+    with pytest.raises(ConfigError, match="trained with model"):
+        fit(wider, tmp_path / "run", resume=True)
 
 
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):

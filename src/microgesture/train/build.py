@@ -44,8 +44,13 @@ def encoder_dims(cfg: ModelConfig) -> tuple[int, int]:
     return rgb, 4 * cfg.skeleton.base_channels
 
 
-def build_model(cfg: ModelConfig, num_classes: int, layout: str, *, cached: bool = False) -> nn.Module:
-    """The network a config names; `cached` builds a fusion model that reads extracted tokens."""
+def build_model(cfg: ModelConfig, num_classes: int, layout: str, *, cached: bool = False,
+                init_encoders: bool = True) -> nn.Module:
+    """The network a config names; `cached` builds a fusion model that reads extracted tokens.
+
+    `init_encoders=False` skips copying the single-stream runs' weights into a fusion model's
+    encoders (when a fusion checkpoint is about to be loaded, those files are not needed).
+    """
     if cfg.arch == "skeleton":
         return build_skeleton_encoder(cfg.skeleton, num_classes, layout)
     if cfg.arch == "rgb":
@@ -66,7 +71,7 @@ def build_model(cfg: ModelConfig, num_classes: int, layout: str, *, cached: bool
     rgb = build_rgb_encoder(cfg.rgb, num_classes)
     skeleton = build_skeleton_encoder(cfg.skeleton, num_classes, layout)
     for encoder, path in ((rgb, cfg.rgb.checkpoint), (skeleton, cfg.skeleton.checkpoint)):
-        if path is not None:
+        if path is not None and init_encoders:
             load_trained_encoder(encoder, path)
     return FusionClassifier(fusion, rgb, skeleton)
 

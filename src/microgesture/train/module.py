@@ -47,11 +47,13 @@ class MGClassifier(L.LightningModule):
         class_names: list[str],
         layout: str,
         class_weight: list[float] | None = None,
+        init_encoders: bool = True,
     ):
         super().__init__()
-        self.save_hyperparameters()
+        self.save_hyperparameters(ignore=["init_encoders"])
         self.cfg: ExperimentConfig = from_dict(ExperimentConfig, config)
-        self.model = build_model(self.cfg.model, num_classes, layout, cached=self.cfg.data.cache is not None)
+        self.model = build_model(self.cfg.model, num_classes, layout, cached=self.cfg.data.cache is not None,
+                                 init_encoders=init_encoders)
         self.num_classes = num_classes
         self.class_names = list(class_names)
         weight = None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)

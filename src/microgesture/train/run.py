@@ -85,6 +85,8 @@ def fit(
         raise DataError(last, "nothing to resume: no last checkpoint in this run folder")
     if not resume and last.is_file():
         raise DataError(run_dir, "run folder already holds a checkpoint; pass --resume or choose another --out")
+    if resume:
+        _check_same_model(last, cfg)
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     dm = MGDataModule.for_experiment(cfg)
     dm.prepare_data()
@@ -118,16 +120,20 @@ def fit(
     return result
 
 
+def _check_same_model(checkpoint: Path, cfg: ExperimentConfig) -> None:
+    trained = read_checkpoint(checkpoint)["hyper_parameters"].get("config", {}).get("model")
+    if trained != to_dict(cfg.model):
+        raise ConfigError(f"{checkpoint}: the checkpoint was trained with model {trained}, "
+                          f"but the config asks for {to_dict(cfg.model)}")
+
+
 def load_module(checkpoint: str | Path, cfg: ExperimentConfig | None = None) -> MGClassifier:
     """Load a trained classifier; if `cfg` is given its model section must match the checkpoint's."""
     ckpt = read_checkpoint(checkpoint)
     hp = ckpt["hyper_parameters"]
-    if cfg is not None and hp.get("config", {}).get("model") != to_dict(cfg.model):
-        raise ConfigError(
-            f"{checkpoint}: the checkpoint was trained with model {hp.get('config', {}).get('model')}, "
-            f"but the config asks for {to_dict(cfg.model)}"
-        )
-    module = MGClassifier(**hp)
+    if cfg is not None:
+        _check_same_model(Path(checkpoint), cfg)
+    module = MGClassifier(**hp, init_encoders=False)  # the checkpoint holds every weight
     missing, unexpected = module.load_state_dict(ckpt["state_dict"], strict=False)
     if missing or unexpected:
         raise DataError(checkpoint, f"weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
