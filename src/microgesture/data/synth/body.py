@@ -164,7 +164,7 @@ def pose(track: dict[str, np.ndarray], subject: Subject) -> Geometry:
         return head_c + _rot(fx * rx, fy * ry, head_ang)
 
     yaw, pitch = tr["yaw"], tr["pitch"]
-    joints[:, J["nose"]] = face(0.3 * yaw, 0.22 - 0.3 * pitch)
+    joints[:, J["nose"]] = face(0.3 * yaw, 0.22 - 0.4 * pitch)
     for s in SIDES:
         sx = SIDE_SIGN[s]
         joints[:, J[f"{s}_eye"]] = face(sx * 0.38 + 0.22 * yaw, -0.1 - 0.15 * pitch)

@@ -129,10 +129,10 @@ def idle(track: dict[str, np.ndarray], subject: Subject, rng: np.random.Generato
 
 # ---- the 32 programs -------------------------------------------------------------------------
 def turtle_neck(m: Move) -> None:
-    m.add("hy", 0.22 + m.jit(0.03))
-    m.add("pitch", -0.15)
+    m.add("hy", 0.3 + m.jit(0.03))
+    m.add("pitch", -0.2)
     for s in SIDES:
-        m.add(f"shrug_{s}", 0.12 + m.jit(0.02))
+        m.add(f"shrug_{s}", 0.18 + m.jit(0.02))
 
 
 def deep_breath(m: Move) -> None:
@@ -176,7 +176,7 @@ def rubbing_eyes(m: Move) -> None:
     m.blend("eye_open", 0.0)
 
 
-_FACE_SPOTS = ((0.0, -0.78), (0.28, -0.72), (0.05, -0.35), (0.08, -0.57), (0.4, -1.05))
+_FACE_SPOTS = ((0.0, -0.78), (0.28, -0.72), (0.22, -0.55), (0.4, -1.05))  # nose, cheek, mouth corner, temple
 
 
 def facial_parts(m: Move) -> None:
@@ -204,7 +204,7 @@ def touching_jaw(m: Move) -> None:
 
 
 def touching_neck(m: Move) -> None:
-    m.touch(m.side, 0.2, -0.12 + m.jit(0.03), -2.5, curl=0.3, attach=0.5)
+    m.touch(m.side, 0.32, -0.25 + m.jit(0.03), -1.9, curl=0.3, attach=0.5)
     m.add(f"vert_{m.side}", 0.05 * m.osc(4.5))
     m.add("roll", -SIDE_ROLL[m.side] * 0.1)
     m.add("pitch", 0.15)
@@ -228,7 +228,7 @@ def adjusting_collar(m: Move) -> None:
 
 
 def suprasternal_notch(m: Move) -> None:
-    m.touch(m.side, -0.05, 0.35 + m.jit(0.04), -2.6, curl=0.1, spread=0.2)
+    m.touch(m.side, -0.1, 0.45 + m.jit(0.04), IN - 0.2, curl=0.1, spread=0.2)
 
 
 def scratching_back(m: Move) -> None:
@@ -244,9 +244,9 @@ def folding_arms(m: Move) -> None:
 
 
 def dusting_off(m: Move) -> None:
-    m.reach(m.side, -0.5 + m.jit(), 0.9 + m.jit(), hang=2.6, spread=0.2, curl=0.1)
-    m.add(f"vert_{m.side}", 0.15 * m.osc(3.0, 0.0))
-    m.add(f"lat_{m.side}", 0.1 * m.osc(3.0, 1.0))
+    m.reach(m.side, 0.45 + m.jit(), 0.9 + m.jit(), hang=2.6, spread=0.2, curl=0.1)
+    m.add(f"vert_{m.side}", 0.25 * m.osc(2.5, 0.0))
+    m.add(f"lat_{m.side}", 0.08 * m.osc(2.5, 1.0))
 
 
 def arms_behind(m: Move) -> None:
@@ -259,11 +259,11 @@ def arms_behind(m: Move) -> None:
 
 def moving_torso(m: Move) -> None:
     if m.rng.random() < 0.5:
-        m.add("lean", 0.14 * m.osc(0.8))
+        m.add("lean", 0.18 * m.osc(0.8))
     else:
-        m.add("lean", m.rng.choice([-1, 1]) * 0.15)
-    m.add("tx", 0.1 * m.osc(0.6))
-    m.add("ty", 0.08 + m.jit(0.03))
+        m.add("lean", m.rng.choice([-1, 1]) * 0.18)
+    m.add("tx", 0.12 * m.osc(0.6))
+    m.add("ty", 0.12 + m.jit(0.03))
 
 
 def sitting_straight(m: Move) -> None:
@@ -303,10 +303,11 @@ def minaret(m: Move) -> None:
 
 def manipulating_objects(m: Move) -> None:
     m.blend("obj", 1.0)
-    m.reach(m.side, 0.25, 1.9, hang=2.0, curl=0.5)
-    m.add(f"hang_{m.side}", 0.4 * m.osc(1.5))
-    m.add(f"curl_{m.side}", 0.2 * m.osc(2.5))
-    m.reach(m.other, 0.2, 1.95, hang=2.3, curl=0.4)
+    m.reach(m.side, 0.4, 1.6, hang=2.0, curl=0.5)
+    m.add(f"hang_{m.side}", 0.6 * m.osc(1.5))
+    m.add(f"lat_{m.side}", 0.08 * m.osc(1.0))
+    m.add(f"curl_{m.side}", 0.25 * m.osc(2.5))
+    m.reach(m.other, 0.3, 1.75, hang=2.3, curl=0.4)
 
 
 def holding_back_arms(m: Move) -> None:
@@ -320,7 +321,7 @@ def holding_back_arms(m: Move) -> None:
 
 def head_up(m: Move) -> None:
     m.add("pitch", 1.0 + m.jit(0.1))
-    m.add("hy", -0.05)
+    m.add("hy", -0.12)
     m.add("brow", 0.3)
 
 
@@ -341,12 +342,12 @@ def shaking_shoulders(m: Move) -> None:
     hz = 2.8
     if m.rng.random() < 0.6:
         shake = np.abs(m.osc(hz))
-        m.add("shrug_r", 0.12 * shake)
-        m.add("shrug_l", 0.12 * shake)
+        m.add("shrug_r", 0.15 * shake)
+        m.add("shrug_l", 0.15 * shake)
     else:
         wave = m.osc(hz / 2)
-        m.add("shrug_r", 0.1 * wave)
-        m.add("shrug_l", -0.1 * wave)
+        m.add("shrug_r", 0.13 * wave)
+        m.add("shrug_l", -0.13 * wave)
     m.add("ty", 0.03 * m.osc(hz))
     m.blend("mouth_open", 0.4)
     m.add("smile", 0.3)
