@@ -3,7 +3,6 @@
 import zipfile
 
 import pytest
-import torch
 
 from microgesture.data.annotations import load_annotations, save_annotations
 from microgesture.data.cache import TokenCache

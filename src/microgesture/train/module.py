@@ -14,7 +14,6 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from microgesture.config import from_dict, to_dict
