@@ -34,9 +34,10 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from microgesture.data.annotations import load_annotations, resolve_video_path
-from microgesture.data.dataset import ClipDataset, EpochSampler
-from microgesture.data.miga import import_miga_to_file
+from microgesture.data.formats.annotations import load_annotations, resolve_video_path
+from microgesture.data.datasets import ClipDataset
+from microgesture.data.samplers import EpochSampler
+from microgesture.data.formats.miga import import_miga_to_file
 from microgesture.data.synth import generate_dataset
 from microgesture.data.transforms import UniformSample, skeleton_pipeline
 from microgesture.data.video import read_frames
@@ -158,7 +159,7 @@ def bench_loader(clips: list[dict], size: int, batch: int, workers: list[int], e
     """Whole epochs, worker start-up included; the clip list is repeated to `size` clips."""
     many = [clips[i % len(clips)] for i in range(max(size, batch))]
     pipe = skeleton_pipeline(layout="miga35", num_frames=NUM_FRAMES, stream="joint", train=True)
-    dataset = ClipDataset(many, pipe, seed=0)
+    dataset = ClipDataset(many, pipe, ["joint"], seed=0)
     rows = []
     for w in workers:
         sampler = EpochSampler(len(dataset), seed=0)
@@ -212,7 +213,8 @@ def bench_rgb(data: dict, limit: int, repeats: int, budget: float) -> list[dict]
 def bench_rgb_clip(data: dict, clips: list[dict], repeats: int, budget: float) -> list[dict]:
     """The full clip load of data/rgb.py: decode, resize the short side, crop, normalise."""
     try:
-        from microgesture.data.rgb import load_rgb_clip
+        from microgesture.data.transforms.rgb import load_rgb_clip
+        from microgesture.models.base import KINETICS_MEAN, KINETICS_STD
     except ImportError as exc:  # an older tree, or no OpenCV
         return [skipped("rgb", "load_rgb_clip", f"not available ({exc})")]
     jobs = [(resolve_video_path(data, c), int(c["start_frame"]), rgb_relative(c), c["frame_dir"]) for c in clips]
@@ -222,7 +224,8 @@ def bench_rgb_clip(data: dict, clips: list[dict], repeats: int, budget: float) -
         def one_pass(size=size, train=train) -> None:
             rng = np.random.default_rng(0)
             for path, start, inds, name in jobs:
-                load_rgb_clip(path, start, inds, size=size, train=train, rng=rng, name=name)
+                load_rgb_clip(path, start, inds, size=size, train=train, rng=rng, name=name, mean=KINETICS_MEAN,
+                              std=KINETICS_STD)
 
         sec, passes = median_seconds(one_pass, repeats, budget)
         crop = "random crop" if train else "centre crop"

@@ -68,10 +68,10 @@ def specs(quick: bool) -> list[Spec]:
     out.append(Spec("light_rgb-w32", "light_rgb", {"width": 32}, ((3, 16, 96, 96),), batch=8))
     out.append(Spec("mvit_v2_s", "mvit", {}, ((3, 16, 224, 224),), batch=1, train=False, warmup=1, iters=3))
     # CMTF on the tokens of MViTv2-S (1 + 8*7*7 of 768) and AGCN c64 at T=32 (8 x 35 of 256) ...
-    out.append(Spec("cmtf-mvit+agcn64", "cmtf", {"rgb_dim": 768, "skel_dim": 256}, ((393, 768), (8, 35, 256)),
+    out.append(Spec("cmtf-mvit+agcn64", "cmtf", {"rgb": 768, "joint": 256}, ((393, 768), (8, 35, 256)),
                     batch=8))
     # ... and of the light RGB encoder at 16x96x96 (4*6*6 of 128) and AGCN c32 at T=32 (8 x 35 of 128).
-    out.append(Spec("cmtf-light+agcn32", "cmtf", {"rgb_dim": 128, "skel_dim": 128}, ((144, 128), (8, 35, 128)),
+    out.append(Spec("cmtf-light+agcn32", "cmtf", {"rgb": 128, "joint": 128}, ((144, 128), (8, 35, 128)),
                     batch=8))
     if quick:
         keep = ("agcn-c16-miga35-T32", "light_rgb-w32", "cmtf-light+agcn32")
@@ -104,10 +104,26 @@ def build_model(spec: Spec):
 
         return build_mvit_v2_s(NUM_CLASSES, **spec.build)
     if spec.kind == "cmtf":
-        from microgesture.models.cmtf import CrossModalTokenFusion
-
-        return CrossModalTokenFusion(num_classes=NUM_CLASSES, **spec.build)
+        return fusion_classifier(spec.build, NUM_CLASSES)
     raise ValueError(f"unknown model kind {spec.kind!r}")
+
+
+def fusion_classifier(dims: dict[str, int], classes: int):
+    """CMTF over RGB and joint tokens with a linear head, called like an encoder: model(rgb, joint)."""
+    import torch
+
+    from microgesture.models.cmtf import CrossModalTokenFusion
+
+    class FusionClassifier(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fusion = CrossModalTokenFusion(dims, {"rgb": "sequence", "joint": "time_joint"})
+            self.fc = torch.nn.Linear(self.fusion.embed_dim, classes)
+
+        def forward(self, rgb, joint):
+            return self.fc(self.fusion({"rgb": rgb, "joint": joint}))
+
+    return FusionClassifier()
 
 
 class Memory:

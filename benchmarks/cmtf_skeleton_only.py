@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from torch.nn import functional as F
 
-from microgesture.data.annotations import load_annotations, select
+from microgesture.data.formats.annotations import load_annotations, select
 from microgesture.data.cache import TokenCache
 from microgesture.models.cmtf import CrossModalTokenFusion
 

@@ -38,7 +38,7 @@ def make_tiny_annotations(path: Path, *, clips_per_class: int = 12, classes: int
     """
     import numpy as np
 
-    from microgesture.data.annotations import make_clip, save_annotations
+    from microgesture.data.formats.annotations import make_clip, save_annotations
 
     rng = np.random.default_rng(seed)
     clips, split = [], {"train": [], "val": [], "test": []}

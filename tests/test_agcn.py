@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from microgesture.data.layouts import BODY25_EDGES, BODY25_NAMES, IMIGUE22, MIGA35, JointLayout
+from microgesture.domain.layouts import BODY25_EDGES, BODY25_NAMES, IMIGUE22, MIGA35, JointLayout
 from microgesture.errors import ConfigError
 from microgesture.models import agcn as agcn_module
 from microgesture.models import graph as graph_module

@@ -3,7 +3,7 @@ import pickle
 import numpy as np
 import pytest
 
-from microgesture.data.annotations import (
+from microgesture.data.formats.annotations import (
     clip_problems, load_annotations, make_clip, resolve_video_path, save_annotations, select,
 )
 from microgesture.errors import DataError

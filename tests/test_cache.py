@@ -278,26 +278,26 @@ def test_extract_checks_ids_and_encoder_names(tmp_path, ann):
 
 
 def test_extract_with_a_real_tiny_agcn(tmp_path, tiny_annotations):
-    from microgesture.data.annotations import load_annotations, select
-    from microgesture.data.dataset import ClipDataset
+    from microgesture.data.formats.annotations import load_annotations, select
+    from microgesture.data.datasets import ClipDataset
     from microgesture.data.transforms import skeleton_pipeline
     from microgesture.models.agcn import build_agcn
 
     data = load_annotations(tiny_annotations)
     pipeline = skeleton_pipeline(layout="miga35", num_frames=16, train=False)
     clips = {s: select(data, s)[:6] for s in ("val", "test")}
-    datasets = {s: ClipDataset(c, pipeline) for s, c in clips.items()}
+    datasets = {s: ClipDataset(c, pipeline, ["joint"]) for s, c in clips.items()}
     loaders = {s: DataLoader(d, batch_size=4, shuffle=False) for s, d in datasets.items()}
     torch.manual_seed(0)
     model = build_agcn(4, "miga35", base_channels=8)
     meta = {"agcn": {"config": {"layout": "miga35", "base_channels": 8}}}
-    extract_tokens(tmp_path / "c", tiny_annotations, loaders, {"agcn": (model, "skeleton")}, sample_ids_of=clips,
+    extract_tokens(tmp_path / "c", tiny_annotations, loaders, {"agcn": (model, "joint")}, sample_ids_of=clips,
                    encoders_meta=meta, shard_size=4, progress=False)
     ids = {s: [c["frame_dir"] for c in v] for s, v in clips.items()}
     cache = TokenCache.open(tmp_path / "c", tiny_annotations, ids)
     batch = next(iter(DataLoader(datasets["test"], batch_size=6)))
     with torch.no_grad():
-        tokens = model.eval().forward_features(batch["skeleton"])
+        tokens = model.eval().forward_features(batch["joint"])
         embedding = model.pool(tokens)
     assert tokens.shape == (6, 4, 35, 32)  # T' = 16 / 4, V = 35, C' = 4 * base_channels
     for row, clip in enumerate(clips["test"]):

@@ -1,6 +1,6 @@
 import json
 
-from microgesture.train.demo import run_demo
+from microgesture.apps.demo import run_demo
 
 
 def test_demo_writes_the_report(tmp_path, capsys):

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from microgesture.data.layouts import IMIGUE22, LAYOUTS, MIGA35, OPENPOSE67, convert, get_layout
+from microgesture.domain.layouts import IMIGUE22, LAYOUTS, MIGA35, OPENPOSE67, convert, get_layout
 
 
 @pytest.mark.parametrize("layout", list(LAYOUTS.values()), ids=list(LAYOUTS))

@@ -157,7 +157,7 @@ def _png_size(path):
 
 
 def test_confusion_matrix_png_grows_with_classes(tmp_path):
-    from microgesture.data.classes import IMIGUE_CLASSES
+    from microgesture.domain.classes import IMIGUE_CLASSES
 
     small = plot_confusion_matrix(confusion_matrix(LABELS, SCORES.argmax(1), 4), None, tmp_path / "s.png")
     rng = np.random.default_rng(0)

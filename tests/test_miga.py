@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from microgesture.data import miga
-from microgesture.data.annotations import load_annotations, resolve_video_path
-from microgesture.data.layouts import IMIGUE22, MIGA35
+from microgesture.data.formats import miga
+from microgesture.data.formats.annotations import load_annotations, resolve_video_path
+from microgesture.domain.layouts import IMIGUE22, IMIGUE22_FROM_MIGA35, MIGA35
 from microgesture.errors import ConfigError, DataError
 
 
@@ -149,7 +149,7 @@ def test_parse_skeleton_collects_every_problem(tmp_path):
 def test_import_synthetic_folder(tmp_path):
     src = tmp_path / "src"
     joints = make_dataset(src)
-    clips, split, meta = miga.import_miga(
+    clips, split, meta, _ = miga.import_miga(
         src, protocol="synthetic-xsub", val_fraction=0.34, seed=1, img_shape=(480, 640)
     )
     assert [c["frame_dir"] for c in clips] == [f"000{v}_{k}" for v in range(1, 5) for k in range(2)]
@@ -168,7 +168,7 @@ def test_import_synthetic_folder(tmp_path):
 
 def test_import_matches_frames_by_index_not_row(tmp_path):
     frames, joints = make_video(tmp_path, 5, [(2, 103, 106)], n_frames=10, first_frame=100)
-    (clip,), _, _ = miga.import_miga(tmp_path, protocol="none")
+    (clip,), _, _, _ = miga.import_miga(tmp_path, protocol="none")
     np.testing.assert_array_equal(clip["keypoint"][0], joints[3:7, :, :2].astype(np.float32))
     assert clip["start_frame"] == 103 and clip["total_frames"] == 4
 
@@ -178,7 +178,7 @@ def test_import_zero_fills_frames_missing_inside_the_skeleton(tmp_path):
     joints = _joints(5, 3)
     miga.write_skeleton(miga.skeleton_path(tmp_path, 8), frames, joints)
     miga.write_labels(miga.label_path(tmp_path, 8), [(5, 1, 6)])
-    (clip,), _, meta = miga.import_miga(tmp_path, protocol="none")
+    (clip,), _, meta, _ = miga.import_miga(tmp_path, protocol="none")
     assert clip["total_frames"] == 6 and meta["zero_filled_frames"] == 2
     assert not clip["keypoint_score"][0, 2:4].any()  # frames 3 and 4
     np.testing.assert_array_equal(clip["keypoint"][0, 4], joints[3, :, :2].astype(np.float32))
@@ -186,7 +186,7 @@ def test_import_zero_fills_frames_missing_inside_the_skeleton(tmp_path):
 
 def test_import_single_video_folder(tmp_path):
     make_video(tmp_path, 12, [(7, 0, 3)])
-    clips, _, _ = miga.import_miga(tmp_path / "0012", protocol="none")
+    clips, _, _, _ = miga.import_miga(tmp_path / "0012", protocol="none")
     assert [c["frame_dir"] for c in clips] == ["0012_0"]
 
 
@@ -196,7 +196,7 @@ def test_out_of_range_row_is_an_error_or_a_reported_skip(tmp_path):
         miga.import_miga(tmp_path, protocol="none")
     assert info.value.where == "line 2" and "outside the skeleton's frames 0..29" in str(info.value)
     with pytest.warns(UserWarning, match="0002_1"):
-        clips, _, meta = miga.import_miga(tmp_path, protocol="none", skip_unusable=True)
+        clips, _, meta, _ = miga.import_miga(tmp_path, protocol="none", skip_unusable=True)
     assert [c["frame_dir"] for c in clips] == ["0002_0"]
     assert len(meta["skipped"]) == 1 and "0002_1" in meta["skipped"][0]
 
@@ -209,7 +209,7 @@ def test_clip_without_any_detection(tmp_path):
     with pytest.raises(DataError, match="no person detected"):
         miga.import_miga(tmp_path, protocol="none")
     with pytest.warns(UserWarning, match="0003_0"):
-        clips, _, _ = miga.import_miga(tmp_path, protocol="none", skip_unusable=True)
+        clips, _, _, _ = miga.import_miga(tmp_path, protocol="none", skip_unusable=True)
     assert [c["frame_dir"] for c in clips] == ["0003_1"]
 
 
@@ -226,13 +226,13 @@ def test_missing_files_and_folders(tmp_path):
 
 def test_img_shape_sources(tmp_path):
     make_video(tmp_path, 1, [(4, 0, 3)])
-    (clip,), _, meta = miga.import_miga(tmp_path, protocol="none")
+    (clip,), _, meta, _ = miga.import_miga(tmp_path, protocol="none")
     assert clip["img_shape"] == (720, 1280) and meta["img_shape_sources"] == {"default": 1}
     assert "assumed iMiGUE" in meta["notes"][0]
     (tmp_path / "synth.json").write_text(json.dumps({"width": 320, "height": 240, "fps": 25}))
-    (clip,), _, meta = miga.import_miga(tmp_path, protocol="none")
+    (clip,), _, meta, _ = miga.import_miga(tmp_path, protocol="none")
     assert clip["img_shape"] == (240, 320) and meta["notes"] == []
-    (clip,), _, _ = miga.import_miga(tmp_path, protocol="none", img_shape=(100, 200))
+    (clip,), _, _, _ = miga.import_miga(tmp_path, protocol="none", img_shape=(100, 200))
     assert clip["img_shape"] == (100, 200)
     (tmp_path / "synth.json").write_text("{\"width\": 320}")
     with pytest.raises(DataError, match="synth.json"):
@@ -241,23 +241,26 @@ def test_img_shape_sources(tmp_path):
 
 def test_layout_conversion(tmp_path):
     _, joints = make_video(tmp_path, 1, [(4, 0, 3)])
-    (clip,), _, _ = miga.import_miga(tmp_path, protocol="none", layout="imigue22")
+    (clip,), _, _, _ = miga.import_miga(tmp_path, protocol="none", layout="imigue22")
     assert clip["keypoint"].shape == (1, 4, 22, 2) and clip["layout"] == "imigue22"
     np.testing.assert_array_equal(
-        clip["keypoint"][0], joints[0:4, list(IMIGUE22.source_indices), :2].astype(np.float32)
+        clip["keypoint"][0], joints[0:4, list(IMIGUE22_FROM_MIGA35), :2].astype(np.float32)
     )
     with pytest.raises(ConfigError, match="unknown joint layout"):
-        miga.import_miga(tmp_path, protocol="none", layout="coco17")
+        miga.import_miga(tmp_path, protocol="none", layout="bogus")
+    (coco,), _, _, _ = miga.import_miga(tmp_path, protocol="none", layout="coco17")  # a declared conversion
+    assert coco["layout"] == "coco17" and coco["keypoint"].shape == (1, 4, 17, 2)
+    np.testing.assert_array_equal(coco["keypoint"][0, :, 5], joints[0:4, 5, :2].astype(np.float32))  # l_shoulder
     with pytest.raises(ConfigError, match="cannot be made"):
         miga.import_miga(tmp_path, protocol="none", layout="openpose67")
 
 
 def test_default_protocol(tmp_path):
     make_dataset(tmp_path)
-    _, split, meta = miga.import_miga(tmp_path, val_fraction=0)
+    _, split, meta, _ = miga.import_miga(tmp_path, val_fraction=0)
     assert meta["protocol"] == "imigue-xsub" and split["test"] == ["0001_0", "0001_1", "0003_0", "0003_1"]
     (tmp_path / "synth.json").write_text(json.dumps({"width": 64, "height": 48}))
-    _, split, meta = miga.import_miga(tmp_path, val_fraction=0)
+    _, split, meta, _ = miga.import_miga(tmp_path, val_fraction=0)
     assert meta["protocol"] == "synthetic-xsub" and split["test"] == ["0004_0", "0004_1"]
 
 
@@ -286,7 +289,7 @@ def test_subjects_from_label_table_and_conflicts(tmp_path):
         "video_id,label_id,start_time,start_frame,end_time,end_frame,class,subject_id,subject_gender,"
         "subject_nationality,win_or_lose\n7,1,0.0,0,0.1,3,4,31,F,X,Lose\n"
     )
-    (clip,), _, _ = miga.import_miga(tmp_path, protocol="none", labels_table=table)
+    (clip,), _, _, _ = miga.import_miga(tmp_path, protocol="none", labels_table=table)
     assert (clip["subject_id"], clip["emotion"]) == (31, 0)
     (tmp_path / "videos.csv").write_text("video_id,subject_id,emotion\n7,31,win\n")
     with pytest.raises(DataError, match="emotion 1 disagrees with 0"):
@@ -343,7 +346,7 @@ def test_real_miga_sample(shared_data):
     assert miga.read_labels(root / "0298" / "0298_label.csv") == [(3, 168, 257)]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # nothing is skipped here
-        clips, split, meta = miga.import_miga(
+        clips, split, meta, _ = miga.import_miga(
             root, protocol="none", labels_table=shared_data / "imigue" / "labels_video298.csv"
         )
     (clip,) = clips

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from microgesture.data import miga, openpose
+from microgesture.data.formats import miga, openpose
+from microgesture.domain.layouts import MIGA35, OPENPOSE67, convert_rows
 from microgesture.errors import ConfigError, DataError
 
 HEADER = (
@@ -54,7 +55,7 @@ def test_frame_layout_and_fingertips(tmp_path):
     assert joints[0].tolist() == [1.0, 2.0, 0.8]
     assert joints[25 + 4].tolist() == [105.0, 205.0, 0.8]  # right hand point 4 (thumb tip)
     assert joints[46 + 20].tolist() == [321.0, 421.0, 0.8]  # left hand point 20 (pinky tip)
-    m35 = openpose.openpose67_to_miga35(joints)
+    m35 = convert_rows(joints, OPENPOSE67, MIGA35)
     assert m35.shape == (35, 3)
     assert m35[25].tolist() == [105.0, 205.0, 0.8] and m35[29].tolist() == [121.0, 221.0, 0.8]
     assert m35[30].tolist() == [305.0, 405.0, 0.8] and m35[34].tolist() == [321.0, 421.0, 0.8]
@@ -170,8 +171,8 @@ def _synthetic_video(tmp_path: Path, frames=range(10)) -> tuple[Path, Path]:
 
 def test_import_skips_rows_beyond_the_frames_with_a_warning(tmp_path):
     folder, table = _synthetic_video(tmp_path)
-    with pytest.warns(UserWarning, match=r"(?s)skipped 1 unusable.*0009_1 \(line 4\)"):
-        clips, split, meta = openpose.import_openpose(folder, table, protocol="none")
+    with pytest.warns(UserWarning, match=r"(?s)skipped 1 unusable.*0009_1 \(.*labels.csv, line 4\)"):
+        clips, split, meta, _ = openpose.import_openpose(folder, table, protocol="none")
     assert [c["frame_dir"] for c in clips] == ["0009_0", "0009_2"]
     assert [c["label"] for c in clips] == [3, 31]
     assert clips[0]["keypoint"].shape == (1, 4, 35, 2) and clips[0]["keypoint"][0, :, 0, 0].tolist() == [2, 3, 4, 5]
@@ -185,10 +186,10 @@ def test_import_skips_rows_beyond_the_frames_with_a_warning(tmp_path):
 def test_import_folder_of_videos_and_layouts(tmp_path):
     folder, table = _synthetic_video(tmp_path)
     with pytest.warns(UserWarning):
-        clips, _, meta = openpose.import_openpose(folder.parent, table, protocol="none", layout="openpose67")
+        clips, _, meta, _ = openpose.import_openpose(folder.parent, table, protocol="none", layout="openpose67")
     assert clips[0]["keypoint"].shape == (1, 4, 67, 2) and meta["videos"] == 1
     with pytest.warns(UserWarning):
-        clips, _, _ = openpose.import_openpose(folder, table, protocol="none", layout="imigue22")
+        clips, _, _, _ = openpose.import_openpose(folder, table, protocol="none", layout="imigue22")
     assert clips[0]["keypoint"].shape == (1, 4, 22, 2)
     with pytest.raises(ConfigError):
         openpose.import_openpose(folder, table, protocol="none", layout="bogus")
@@ -215,7 +216,7 @@ def test_import_to_file_failure_keeps_old_file(tmp_path):
 def test_real_openpose_sample_agrees_with_miga_layout(shared_data):
     imigue = shared_data / "imigue"
     with pytest.warns(UserWarning, match="skipped 55 unusable"):
-        clips, split, meta = openpose.import_openpose(
+        clips, split, meta, _ = openpose.import_openpose(
             imigue / "openpose_json_298", imigue / "labels_video298.csv", protocol="none"
         )
     (clip,) = clips
@@ -235,7 +236,7 @@ def test_real_openpose_sample_agrees_with_miga_layout(shared_data):
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        (other,), _, _ = miga.import_miga(
+        (other,), _, _, _ = miga.import_miga(
             imigue / "miga_layout", protocol="none", labels_table=imigue / "labels_video298.csv"
         )
     for key in ("frame_dir", "label", "total_frames", "start_frame", "end_frame", "video_id", "subject_id",

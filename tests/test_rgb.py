@@ -5,17 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from microgesture.data.annotations import load_annotations, resolve_video_path
-from microgesture.data.rgb import (
-    KINETICS_MEAN,
-    KINETICS_STD,
+from microgesture.data.formats.annotations import load_annotations, resolve_video_path
+from microgesture.data.transforms.rgb import (
     RGBClip,
     load_rgb_clip,
     read_clip_frames,
     rgb_frame_indices,
 )
 from microgesture.data.transforms import Compose, RandomFlip, UniformSample, skeleton_pipeline
+from microgesture.data.transforms.pipelines import VideoInput
 from microgesture.errors import ConfigError, DataError
+from microgesture.models.base import KINETICS_MEAN, KINETICS_STD
 
 SIZE = (192, 144)  # width, height of the synthetic frames
 SEED = 0
@@ -26,7 +26,7 @@ TIPS = tuple(range(25, 35))
 @pytest.fixture(scope="module")
 def synth(tmp_path_factory):
     """A tiny synthetic MiGA dataset with videos, imported to annotations (about a second)."""
-    from microgesture.data.miga import import_miga_to_file
+    from microgesture.data.formats.miga import import_miga_to_file
     from microgesture.data.synth import generate_dataset
 
     root = tmp_path_factory.mktemp("rgb_synth")
@@ -34,6 +34,9 @@ def synth(tmp_path_factory):
                      overwrite=False, seconds=8)
     import_miga_to_file(root / "data", root / "ann.pkl", protocol="synthetic-xsub", val_fraction=0.0)
     return load_annotations(root / "ann.pkl")
+
+
+NORM = dict(mean=KINETICS_MEAN, std=KINETICS_STD)
 
 
 def skin_of(subject_id: int) -> np.ndarray:
@@ -82,10 +85,21 @@ def test_rgb_frame_indices_subset_repeat_and_clip_axis():
         rgb_frame_indices(np.array([0.5, 1.0]), 2)
 
 
-def test_kinetics_statistics_match_the_mvit_encoder():
-    from microgesture.models import mvit
+def test_video_input_comes_from_the_encoders_input_spec():
+    """The data side reads frames, size and normalisation from the encoder (one place, not retyped)."""
+    from microgesture.models.mvit import MViTEncoder
+    from microgesture.train.config import load_config
+    from microgesture.train.run import video_inputs
 
-    assert KINETICS_MEAN == mvit.KINETICS_MEAN and KINETICS_STD == mvit.KINETICS_STD
+    cfg = load_config(None, ["model.streams={rgb: {encoder: mvit}}", "data.annotations=a.pkl"])
+    spec = MViTEncoder.input_spec
+    assert video_inputs(cfg)["rgb"] == VideoInput(spec.frames, spec.size, spec.mean, spec.std)
+    with pytest.raises(ConfigError, match="takes exactly 224x224"):
+        video_inputs(load_config(None, ["model.streams={rgb: {encoder: mvit}}", "data.rgb.size=96",
+                                        "data.annotations=a.pkl"]))
+    light = video_inputs(load_config(None, ["model.streams={rgb: {encoder: light}}", "data.rgb.size=64",
+                                            "data.annotations=a.pkl"]))
+    assert (light["rgb"].num_frames, light["rgb"].size) == (16, 64)
 
 
 # ----------------------------------------------------------------------------- alignment
@@ -148,9 +162,9 @@ def test_shapes_resize_and_normalisation(synth):
     clip = synth["annotations"][0]
     video = resolve_video_path(synth, clip)
     inds = np.arange(0, 8)
-    out = load_rgb_clip(video, clip["start_frame"], inds, size=32, train=False)
+    out = load_rgb_clip(video, clip["start_frame"], inds, size=32, train=False, **NORM)
     assert out.shape == (3, 8, 32, 32) and out.dtype == np.float32
-    multi = load_rgb_clip(video, clip["start_frame"], np.stack([inds, inds + 2]), size=32, train=False)
+    multi = load_rgb_clip(video, clip["start_frame"], np.stack([inds, inds + 2]), size=32, train=False, **NORM)
     assert multi.shape == (2, 3, 8, 32, 32)
     assert np.array_equal(multi[0], out)
     # resize = size: the crop covers the full short side; values are (x/255 - mean) / std.
@@ -161,14 +175,14 @@ def test_shapes_resize_and_normalisation(synth):
     expected = (raw[:, :, x0:x0 + SIZE[1]] / 255.0 - [0.5, 0.4, 0.3]) / [0.2, 0.25, 0.5]
     np.testing.assert_allclose(norm, expected.transpose(3, 0, 1, 2), atol=1e-5)
     # Default resize is size * 8 / 7: a centre crop of 32 from short side 37 differs from resize = 32.
-    tight = load_rgb_clip(video, clip["start_frame"], inds, size=32, resize=32, train=False)
+    tight = load_rgb_clip(video, clip["start_frame"], inds, size=32, resize=32, train=False, **NORM)
     assert not np.allclose(tight, out)
 
 
 def test_train_crops_vary_with_rng_and_repeat_with_seed(synth):
     clip = synth["annotations"][0]
     video, inds = resolve_video_path(synth, clip), np.arange(0, 16, 4)
-    kwargs = dict(size=48, resize=96, train=True)
+    kwargs = dict(size=48, resize=96, train=True, **NORM)
 
     def crop(seed):
         return load_rgb_clip(video, clip["start_frame"], inds, rng=np.random.default_rng(seed), **kwargs)
@@ -178,8 +192,8 @@ def test_train_crops_vary_with_rng_and_repeat_with_seed(synth):
     assert not all(np.array_equal(first, crop(s)) for s in range(2, 6))
     with pytest.raises(TypeError, match="Generator"):
         load_rgb_clip(video, clip["start_frame"], inds, rng=None, **kwargs)
-    centre = load_rgb_clip(video, clip["start_frame"], inds, size=48, resize=96, train=False)
-    assert np.array_equal(centre, load_rgb_clip(video, clip["start_frame"], inds, size=48, resize=96, train=False))
+    centre = load_rgb_clip(video, clip["start_frame"], inds, size=48, resize=96, train=False, **NORM)
+    assert np.array_equal(centre, load_rgb_clip(video, clip["start_frame"], inds, size=48, resize=96, train=False, **NORM))
 
 
 def test_rgbclip_follows_the_skeleton_pipeline(synth):
@@ -187,14 +201,15 @@ def test_rgbclip_follows_the_skeleton_pipeline(synth):
     pipeline = skeleton_pipeline(layout="miga35", num_frames=12, train=True, flip_p=1.0)
     rng = np.random.default_rng(0)
     sample = pipeline(dict(clip), rng)
-    out = RGBClip(size=32, num_frames=4, train=True)(sample, rng, resolve_video_path(synth, clip))
+    sample["video_file"] = str(resolve_video_path(synth, clip))
+    out = RGBClip(size=32, num_frames=4, train=True, **NORM)(sample, rng)
     assert out["rgb"].shape == (3, 4, 32, 32)
     assert set(out["rgb_frame_inds"]) <= set(sample["frame_inds"])
     assert sample["flipped"]
     with pytest.raises(ConfigError, match="UniformSample"):
-        RGBClip(size=32, num_frames=4, train=False)({"start_frame": 0}, None, resolve_video_path(synth, clip))
+        RGBClip(size=32, num_frames=4, train=False, **NORM)({"start_frame": 0}, None)
     with pytest.raises(ConfigError):
-        RGBClip(size=32, num_frames=4, train=False, resize=16)
+        RGBClip(size=32, num_frames=4, train=False, resize=16, **NORM)
 
 
 # ----------------------------------------------------------------------------- errors
@@ -204,15 +219,15 @@ def test_missing_video_and_short_video_errors(synth, tmp_path):
     clip = synth["annotations"][0]
     video = resolve_video_path(synth, clip)
     with pytest.raises(DataError, match=f"clip {clip['frame_dir']} has no video_path"):
-        RGBClip(size=32, num_frames=4, train=False)(dict(clip, frame_inds=np.arange(4)), None, None)
+        RGBClip(size=32, num_frames=4, train=False, **NORM)(dict(clip, frame_inds=np.arange(4), video_path=None))
     missing = tmp_path / "nope.mp4"
     with pytest.raises(DataError, match="video file not found") as err:
-        load_rgb_clip(missing, 0, np.arange(4), size=32, train=False, name="0001_0")
+        load_rgb_clip(missing, 0, np.arange(4), size=32, train=False, name="0001_0", **NORM)
     assert str(missing) in str(err.value) and "0001_0" in str(err.value)
     from microgesture.data.video import video_info
 
     total = video_info(video).num_frames
     with pytest.raises(DataError, match="shorter than its labels") as err:
-        load_rgb_clip(video, total - 3, np.arange(6), size=32, train=False, name="0001_9")
+        load_rgb_clip(video, total - 3, np.arange(6), size=32, train=False, name="0001_9", **NORM)
     text = str(err.value)
     assert str(video) in text and f"{total - 3}..{total + 2}" in text and f"{total} frames" in text

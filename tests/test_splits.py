@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from microgesture.data import splits
+from microgesture.domain import protocols as splits
 from microgesture.errors import ConfigError, DataError
 
 

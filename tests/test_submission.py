@@ -10,12 +10,11 @@ from collections import defaultdict
 import numpy as np
 import pytest
 
+from microgesture.domain.ids import parse_sample_name, sample_name
 from microgesture.errors import DataError
 from microgesture.eval.submission import (
-    parse_sample_name,
     read_online_predictions,
     read_submission,
-    sample_name,
     write_online_predictions,
     write_online_submission,
     write_submission,

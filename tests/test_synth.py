@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from microgesture.data import miga
-from microgesture.data.classes import NUM_CLASSES, class_index_from_raw
-from microgesture.data.layouts import BODY25_LOWER, MIGA35
+from microgesture.data.formats import miga
+from microgesture.domain.classes import NUM_CLASSES, class_index_from_raw
+from microgesture.domain.layouts import BODY25_LOWER, MIGA35
 from microgesture.data.synth import SynthSummary, generate, generate_dataset
 from microgesture.data.synth.body import FINGER_TIPS, J
 from microgesture.data.synth.motions import MOTIONS
@@ -190,7 +190,7 @@ def test_bad_settings_raise_config_error(tmp_path, bad):
 
 
 def test_generated_folder_validates_clean(tiny):
-    from microgesture.data.validate import validate_path
+    from microgesture.data.formats.validate import validate_path
 
     root, _ = tiny
     assert validate_path(root) == []

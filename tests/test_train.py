@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conftest import tiny_overrides
-from microgesture.train.checkpoint import AtomicCheckpointIO, read_checkpoint
+from microgesture.train.checkpoint import AtomicCheckpointIO, read_run_checkpoint
 from microgesture.train.config import load_config
 from microgesture.train.run import evaluate, fit
 from microgesture.errors import ConfigError, DataError
@@ -26,7 +26,7 @@ class InterruptAt(L.Callback):
 
 
 def weights(path):
-    return read_checkpoint(path)["state_dict"]
+    return read_run_checkpoint(path)["state_dict"]
 
 
 def test_resume_after_interrupt_is_exact(tiny_annotations, tmp_path):
@@ -35,13 +35,13 @@ def test_resume_after_interrupt_is_exact(tiny_annotations, tmp_path):
     # 32 training clips / batch 8 = 4 steps an epoch: step 6 is in the middle of epoch 1
     with pytest.raises(SystemExit):
         fit(cfg, tmp_path / "broken", callbacks=[InterruptAt(6)])
-    assert read_checkpoint(tmp_path / "broken" / "checkpoints" / "last.ckpt")["epoch"] == 0
+    assert read_run_checkpoint(tmp_path / "broken" / "checkpoints" / "last.ckpt")["epoch"] == 0
     resumed = fit(cfg, tmp_path / "broken", resume=True)
     a, b = weights(straight.last_checkpoint), weights(resumed.last_checkpoint)
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
-    assert read_checkpoint(resumed.last_checkpoint)["global_step"] == 12
+    assert read_run_checkpoint(resumed.last_checkpoint)["global_step"] == 12
     # the log still holds the epochs from before the interruption
     log = (tmp_path / "broken" / "logs" / "metrics.csv").read_text().splitlines()
     epochs = {row.split(",")[0] for row in log[1:]}
@@ -56,7 +56,7 @@ def test_fit_refuses_to_overwrite_and_to_resume_nothing(tiny_annotations, tmp_pa
     with pytest.raises(DataError, match="already holds a checkpoint"):
         fit(cfg, tmp_path / "run")
     wider = load_config(None, tiny_overrides(tiny_annotations, epochs=2) + ["model.skeleton.base_channels=16"])
-    with pytest.raises(ConfigError, match="trained with model"):
+    with pytest.raises(ConfigError, match=r"model.streams.joint.base_channels: .* was trained with 8, the config says 16"):
         fit(wider, tmp_path / "run", resume=True)
 
 
@@ -74,7 +74,7 @@ def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         io.save_checkpoint({"state_dict": {"w": torch.zeros(2)}, "hyper_parameters": {}}, path)
     monkeypatch.undo()
-    assert torch.equal(read_checkpoint(path)["state_dict"]["w"], torch.ones(2))
+    assert torch.equal(read_run_checkpoint(path)["state_dict"]["w"], torch.ones(2))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["last.ckpt"]
 
 
@@ -90,7 +90,7 @@ def test_evaluate_writes_report_and_checks_architecture(tiny_annotations, tmp_pa
     assert lines[0].startswith("sample_id,label,score_0") and len(lines) == 9
     assert (tmp_path / "eval" / "confusion_matrix.png").stat().st_size > 1000
     other = load_config(None, tiny_overrides(tiny_annotations) + ["model.skeleton.base_channels=16"])
-    with pytest.raises(Exception, match="trained with model"):
+    with pytest.raises(Exception, match=r"model.streams.joint.base_channels: .* was trained with 8, the config says 16"):
         evaluate(other, run.best_checkpoint, tmp_path / "eval2")
 
 
@@ -104,7 +104,7 @@ def test_ddp_two_processes_on_cpu(tiny_annotations, tmp_path):
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, env=env, cwd=tmp_path)
     assert out.returncode == 0, out.stderr[-3000:]
-    ckpt = read_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
+    ckpt = read_run_checkpoint(tmp_path / "run" / "checkpoints" / "last.ckpt")
     # 32 clips split over 2 ranks = 16 each, batch 8: 2 steps an epoch instead of 4
     assert ckpt["global_step"] == 4
     info = json.loads((tmp_path / "run" / "run_info.json").read_text())

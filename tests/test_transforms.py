@@ -3,8 +3,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from microgesture.data.annotations import make_clip
-from microgesture.data.layouts import IMIGUE22, MIGA35
+from microgesture.data.formats.annotations import make_clip
+from microgesture.domain.layouts import IMIGUE22, IMIGUE22_FROM_MIGA35, MIGA35
 from microgesture.data.transforms import (
     Compose,
     FormatStream,
@@ -113,9 +113,9 @@ def test_select_layout_miga35_to_imigue22():
     out = SelectLayout("imigue22")(clip)
     assert out["layout"] == "imigue22" and out["keypoint"].shape == (1, 4, 22, 2)
     assert out["keypoint"][0, 0, 8, 1] == MIGA35.index("r_eye") + 1  # imigue22 joint 8 is miga35 joint 15
-    np.testing.assert_array_equal(out["keypoint_score"][0, 0], IMIGUE22.source_indices)
+    np.testing.assert_array_equal(out["keypoint_score"][0, 0], IMIGUE22_FROM_MIGA35)
     with pytest.raises(ConfigError):
-        SelectLayout("coco17")
+        SelectLayout("bogus")
     with pytest.raises(DataError, match="layout"):
         SelectLayout("miga35")(frame_clip(4))
 
@@ -225,31 +225,31 @@ def test_joint_and_bone_streams():
     base = Normalize()(posed_clip())
     base["keypoint_score"] = base["keypoint_score"].copy()
     base["keypoint_score"][0, 1, R_EL] = 0.0  # elbow lost in frame 1
-    joint = FormatStream("joint")(dict(base))["skeleton"]
+    joint = FormatStream("joint")(dict(base))["joint"]
     assert joint.shape == (1, 6, 22, 3) and joint.dtype == np.float32
     np.testing.assert_array_equal(joint[..., 2], base["keypoint_score"])
     assert np.all(joint[0, 1, R_EL] == 0)
-    bone = FormatStream("bone")(dict(base))["skeleton"]
+    bone = FormatStream("bone")(dict(base))["bone"]
     np.testing.assert_allclose(bone[0, 0, R_EL, :2], [0.0, 1.0])  # elbow - shoulder = (0, 40 px) / 40
     np.testing.assert_allclose(bone[0, 0, R_WR, :2], [-0.25, 1.0])  # wrist - elbow = (-10, 40) / 40
     assert np.all(bone[0, :, NECK, :2] == 0) and bone[0, 0, NECK, 2] == pytest.approx(0.9)
     assert np.all(bone[0, 1, R_EL] == 0) and np.all(bone[0, 1, R_WR] == 0)  # child or parent missing
     assert bone[0, 0, R_WR, 2] == pytest.approx(0.9)
-    assert FormatStream("bone", with_score=False)(dict(base))["skeleton"].shape == (1, 6, 22, 2)
+    assert FormatStream("bone", with_score=False)(dict(base))["bone"].shape == (1, 6, 22, 2)
     with pytest.raises(ConfigError):
         FormatStream("velocity")
 
 
 def test_motion_streams():
     base = Normalize()(posed_clip())
-    motion = FormatStream("joint_motion")(dict(base))["skeleton"]
+    motion = FormatStream("joint_motion")(dict(base))["joint_motion"]
     assert motion.shape == (1, 6, 22, 3)
     np.testing.assert_allclose(motion[0, :-1, L_WR, 0], 1 / 40, rtol=1e-5)  # 1 px per frame
     assert np.all(motion[0, -1, :, :2] == 0)
     assert np.all(motion[0, :, R_SH, :2] == 0) and motion[0, 0, R_SH, 2] == pytest.approx(0.9)
     base["keypoint_score"] = base["keypoint_score"].copy()
     base["keypoint_score"][0, 3, L_EL] = 0  # left elbow lost in frame 3: its bones vanish there
-    bone_motion = FormatStream("bone_motion")(dict(base))["skeleton"]
+    bone_motion = FormatStream("bone_motion")(dict(base))["bone_motion"]
     np.testing.assert_allclose(bone_motion[0, [0, 1, 4], L_WR, 0], 1 / 40, rtol=1e-5)  # wrist-elbow stretches
     assert np.all(bone_motion[0, [2, 3], L_WR] == 0)  # motion into or out of the missing frame
     assert np.all(bone_motion[0, -1, :, :2] == 0) and bone_motion[0, -1, L_WR, 2] == pytest.approx(0.9)
@@ -273,14 +273,14 @@ def test_pipeline_shapes(stream):
     kp_before = clip["keypoint"].copy()
     train = skeleton_pipeline(layout="imigue22", num_frames=16, stream=stream, train=True)
     out = train(clip, np.random.default_rng(0))
-    assert out["skeleton"].shape == (1, 16, 22, 3) and out["skeleton"].dtype == np.float32
-    assert np.isfinite(out["skeleton"]).all() and out["frame_inds"].shape == (16,)
+    assert out[stream].shape == (1, 16, 22, 3) and out[stream].dtype == np.float32
+    assert np.isfinite(out[stream]).all() and out["frame_inds"].shape == (16,)
     assert isinstance(out["flipped"], bool) and out["layout"] == "imigue22"
     np.testing.assert_array_equal(clip["keypoint"], kp_before)  # the stored clip is untouched
-    assert "skeleton" not in clip and clip["layout"] == "miga35"
+    assert stream not in clip and clip["layout"] == "miga35"
     test = skeleton_pipeline(layout="imigue22", num_frames=16, stream=stream, train=False, num_clips=3)
     out = test(clip)
-    assert out["skeleton"].shape == (3, 1, 16, 22, 3) and out["frame_inds"].shape == (3, 16)
+    assert out[stream].shape == (3, 1, 16, 22, 3) and out["frame_inds"].shape == (3, 16)
 
 
 def test_pipeline_deterministic_given_seed():
@@ -288,10 +288,10 @@ def test_pipeline_deterministic_given_seed():
     a = train(miga_clip(), np.random.default_rng(7))
     b = train(miga_clip(), np.random.default_rng(7))
     c = train(miga_clip(), np.random.default_rng(8))
-    np.testing.assert_array_equal(a["skeleton"], b["skeleton"])
+    np.testing.assert_array_equal(a["bone"], b["bone"])
     np.testing.assert_array_equal(a["frame_inds"], b["frame_inds"])
     assert a["flipped"] == b["flipped"]
-    assert not np.array_equal(a["skeleton"], c["skeleton"])
+    assert not np.array_equal(a["bone"], c["bone"])
     assert isinstance(train, Compose) and [type(t).__name__ for t in train.transforms] == [
         "UniformSample", "SelectLayout", "Normalize", "RandomFlip", "RandomAffine", "FormatStream"]
     plain = skeleton_pipeline(layout="imigue22", num_frames=8, train=True, flip_p=0, rotate_deg=0,

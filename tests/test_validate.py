@@ -7,8 +7,14 @@ import pickle
 import numpy as np
 import pytest
 
-from microgesture.data import miga
-from microgesture.data.validate import Problem, validate_path
+from microgesture.data.formats import miga
+from microgesture.data.formats import validate as validate_module
+from microgesture.data.formats.validate import Problem, validate_path
+from microgesture.data.video import VideoInfo
+
+
+def fake_info(frames: int, height: int, width: int):
+    return lambda path: VideoInfo(frames, 25.0, width, height)
 from microgesture.errors import DataError
 
 
@@ -103,16 +109,17 @@ def test_all_zero_clip(tmp_path):
     joints = np.full((10, 35, 3), 0.5)
     joints[2:6] = 0
     make_video(tmp_path, 1, [(4, 2, 5), (4, 0, 9)], n_frames=10, joints=joints)
-    (problem,) = validate_path(tmp_path)
-    assert problem.where == "line 1" and "every joint is zero" in problem.message
+    (overlap,), (problem,) = ([p for p in validate_path(tmp_path) if p.warning == w] for w in (True, False))
+    assert problem.where == "line 1" and "every joint is zero" in problem.message and not problem.warning
+    assert overlap.warning and overlap.where == "line 2" and "overlaps line 1" in overlap.message
 
 
 def test_skeleton_rows_vs_video_frames(tmp_path, monkeypatch):
     make_video(tmp_path, 1, [(4, 0, 5)], n_frames=20)
     miga.rgb_path(tmp_path, 1).write_bytes(b"")
-    monkeypatch.setattr(miga, "video_header", lambda path: (20, (720, 1280)))
+    monkeypatch.setattr(validate_module, "video_info", fake_info(20, 720, 1280))
     assert validate_path(tmp_path) == []
-    monkeypatch.setattr(miga, "video_header", lambda path: (25, (720, 1280)))
+    monkeypatch.setattr(validate_module, "video_info", fake_info(25, 720, 1280))
     (problem,) = validate_path(tmp_path)
     assert problem.file.endswith("0001_light_hand.csv")
     assert "20 rows, but the video 0001.mp4 has 25 frames" in problem.message
@@ -120,7 +127,7 @@ def test_skeleton_rows_vs_video_frames(tmp_path, monkeypatch):
     def broken(path):
         raise DataError(path, "cannot open video")
 
-    monkeypatch.setattr(miga, "video_header", broken)
+    monkeypatch.setattr(validate_module, "video_info", broken)
     (problem,) = validate_path(tmp_path)
     assert problem.file.endswith("0001.mp4") and problem.message == "cannot open video"
 
@@ -130,7 +137,7 @@ def test_skeleton_rows_vs_video_frames(tmp_path, monkeypatch):
 
 def _annotations(tmp_path, **changes):
     make_video(tmp_path / "src", 1, [(4, 0, 5), (5, 6, 10)])
-    clips, split, meta = miga.import_miga(tmp_path / "src", protocol="none", img_shape=(720, 1280))
+    clips, split, meta, _ = miga.import_miga(tmp_path / "src", protocol="none", img_shape=(720, 1280))
     for key, value in changes.items():
         clips[0][key] = value
     path = tmp_path / "ann.pkl"
@@ -167,7 +174,7 @@ def test_annotation_ranges_against_the_video(tmp_path, monkeypatch):
     assert texts(validate_path(path)) == [f"{path}: annotations[0] (0001_0): video_path: "
                                           f"{tmp_path / 'src/0001/0001.mp4'} not found"]
     miga.rgb_path(tmp_path / "src", 1).write_bytes(b"")
-    monkeypatch.setattr(miga, "video_header", lambda p: (12, (1280, 720)))
+    monkeypatch.setattr(validate_module, "video_info", fake_info(12, 1280, 720))
     found = [p.message for p in validate_path(path)]
     assert "end_frame: frames 8..13 go beyond the video's 12 frames" in found
     assert any("img_shape: (720, 1280) but the video is (1280, 720)" in m and "(width, height)?" in m for m in found)
@@ -194,5 +201,5 @@ def test_with_a_real_video_file(tmp_path):
     video.write_video(miga.rgb_path(tmp_path, 1), (np.full((48, 64, 3), 90, np.uint8) for _ in range(10)), fps=25)
     (problem,) = validate_path(tmp_path)
     assert "12 rows, but the video 0001.mp4 has 10 frames" in problem.message
-    clips, _, meta = miga.import_miga(tmp_path, protocol="none")
+    clips, _, meta, _ = miga.import_miga(tmp_path, protocol="none")
     assert clips[0]["img_shape"] == (48, 64) and meta["img_shape_sources"] == {"video header": 1}

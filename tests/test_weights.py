@@ -15,7 +15,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from microgesture.data.layouts import JointLayout
+from microgesture.domain.layouts import JointLayout
 from microgesture.errors import DataError
 from microgesture.models.agcn import AGCN, build_agcn
 from microgesture.models.weights import LoadReport, extract_state_dict, load_weights, read_checkpoint

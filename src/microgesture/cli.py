@@ -28,12 +28,12 @@ def cmd_synth(a: argparse.Namespace) -> None:
         a.out_dir, subjects=a.subjects, videos_per_subject=a.videos_per_subject, seed=a.seed,
         size=a.size, video=not a.no_video, overwrite=a.overwrite, progress=True,
     )
-    print(summary)
+    print(summary.describe())
 
 
 def cmd_import_miga(a: argparse.Namespace) -> None:
-    from microgesture.data.miga import import_miga_to_file
-    from microgesture.data.summary import format_summary
+    from microgesture.data.formats.miga import import_miga_to_file
+    from microgesture.data.formats.summary import format_summary
 
     data = import_miga_to_file(
         a.src_dir, a.out, protocol=a.protocol, val_fraction=a.val_fraction, seed=a.seed,
@@ -44,8 +44,8 @@ def cmd_import_miga(a: argparse.Namespace) -> None:
 
 
 def cmd_import_openpose(a: argparse.Namespace) -> None:
-    from microgesture.data.openpose import import_openpose_to_file
-    from microgesture.data.summary import format_summary
+    from microgesture.data.formats.openpose import import_openpose_to_file
+    from microgesture.data.formats.summary import format_summary
 
     data = import_openpose_to_file(
         a.json_dir, a.labels, a.out, video_id=a.video_id, protocol=a.protocol,
@@ -56,7 +56,7 @@ def cmd_import_openpose(a: argparse.Namespace) -> None:
 
 
 def cmd_validate(a: argparse.Namespace) -> int:
-    from microgesture.data.validate import validate_path
+    from microgesture.data.formats.validate import validate_path
 
     problems = validate_path(a.path)
     for p in problems:
@@ -66,8 +66,8 @@ def cmd_validate(a: argparse.Namespace) -> int:
 
 
 def cmd_summary(a: argparse.Namespace) -> None:
-    from microgesture.data.annotations import load_annotations
-    from microgesture.data.summary import format_summary
+    from microgesture.data.formats.annotations import load_annotations
+    from microgesture.data.formats.summary import format_summary
 
     print(format_summary(load_annotations(a.annotations)))
 
@@ -84,12 +84,13 @@ def _trainer_sets(a: argparse.Namespace) -> list[str]:
 
 def cmd_train(a: argparse.Namespace) -> None:
     from microgesture.train.config import load_config
+
+    cfg = load_config(a.config, _trainer_sets(a))  # config mistakes are reported before torch loads
     from microgesture.train.run import fit
 
-    cfg = load_config(a.config, _trainer_sets(a))
     out = a.out or Path("runs") / cfg.name
     result = fit(cfg, out, resume=a.resume)
-    print(f"best checkpoint: {result.best_checkpoint} (val_top1={result.best_val_top1})")
+    print(f"best checkpoint: {result.best_checkpoint} ({result.monitor}={result.best_score})")
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
@@ -121,7 +122,7 @@ def cmd_extract(a: argparse.Namespace) -> None:
 
 def cmd_predict(a: argparse.Namespace) -> None:
     from microgesture.train.config import load_config
-    from microgesture.train.predict import predict
+    from microgesture.apps.predict import predict
 
     cfg = load_config(a.config, a.set)
     zipped = predict(cfg, a.checkpoint, a.data, a.out, split=a.split, style=a.style, num_clips=a.clips,
@@ -130,7 +131,7 @@ def cmd_predict(a: argparse.Namespace) -> None:
 
 
 def cmd_demo(a: argparse.Namespace) -> None:
-    from microgesture.train.demo import run_demo
+    from microgesture.apps.demo import run_demo
 
     run_demo(a.out, epochs=a.epochs, seed=a.seed)
 

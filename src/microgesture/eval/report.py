@@ -7,8 +7,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
+from microgesture.errors import DataError
 from microgesture.eval.fuse import fuse, fusion_report
-from microgesture.eval.scores import read_scores, write_scores
+from microgesture.eval.metrics import binary_metrics, classification_metrics, confusion_matrix, video_level
+from microgesture.eval.plots import plot_confusion_matrix
+from microgesture.eval.scores import ScoreTable, read_scores, write_scores
 from microgesture.utils.io import write_text
 
 COLUMNS = (("top1", "top-1"), ("top5", "top-5"), ("macro_f1", "macro F1"), ("mean_class_accuracy", "mean class acc"))
@@ -46,10 +51,57 @@ def fuse_files(paths: Sequence[str | Path], *, weights=None, mode: str = "score"
     metrics = fusion_metrics(paths, weights=weights, mode=mode, temperature=temperature, scores_out=scores_out)
     if out is not None:
         write_text(out, json.dumps(metrics, indent=2))
-    rows = {Path(name).name: m for name, m in metrics["streams"].items()}
+    rows = dict(metrics["streams"])
     rows["fused"] = metrics
     text = format_metrics(rows)
     if metrics["gain_over_best_top1"] < 0:
         text += ("\nnote: the fusion is below its best stream; check the weights, or try --mode softmax "
                  "when the streams' scores have different scales")
     return text
+
+
+def emotion_metrics(table: ScoreTable, video_of: dict[str, int]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Video-level emotion metrics from clip logits [N, 2] (lose, win): the clips' win
+    probabilities averaged per video. Returns (metrics, {"video_id", "prob_win", "label", "num_clips"})."""
+    probs = np.exp(table.scores - table.scores.max(1, keepdims=True))
+    probs = (probs / probs.sum(1, keepdims=True))[:, 1]
+    videos = video_level(probs, [video_of[s] for s in table.sample_ids], table.labels)
+    per_video = {"video_id": videos.video_ids, "prob_win": videos.scores.tolist(), "label": videos.labels.tolist(),
+                 "num_clips": videos.num_clips.tolist()}
+    known = videos.labels >= 0
+    if not known.any():
+        return {}, per_video
+    metrics = binary_metrics(videos.scores[known], videos.labels[known])
+    metrics["num_clips"] = int((table.labels >= 0).sum())
+    return metrics, per_video
+
+
+def write_evaluation(tables: dict[str, ScoreTable], out_dir: Path, class_names: list[str], video_of: dict[str, int],
+                     extra: dict | None = None) -> dict[str, Any]:
+    """Per-task evaluation files in `out_dir` and the metrics (MG ones at the top level, emotion under "emotion").
+
+    MG: scores.csv (for `fuse`), confusion_matrix.png. Emotion: emotion_scores.csv (clip logits),
+    emotion_videos.csv (one row per video: video_id, prob_win, label, num_clips).
+    """
+    if not any((t.labels >= 0).any() for t in tables.values()):
+        raise DataError(out_dir, "no labelled samples in this split: nothing to evaluate (use `predict`)")
+    metrics: dict[str, Any] = {}
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if "mg" in tables:
+        table = tables["mg"]
+        write_scores(out_dir / "scores.csv", table)
+        labelled = table.labels >= 0
+        if labelled.any():
+            metrics.update(classification_metrics(table.scores[labelled], table.labels[labelled],
+                                                  class_names=class_names))
+            cm = confusion_matrix(table.labels[labelled], table.scores[labelled].argmax(1), len(class_names))
+            plot_confusion_matrix(cm, class_names, out_dir / "confusion_matrix.png")
+    if "emotion" in tables:
+        write_scores(out_dir / "emotion_scores.csv", tables["emotion"])
+        metrics["emotion"], per_video = emotion_metrics(tables["emotion"], video_of)
+        rows = ["video_id,prob_win,label,num_clips"] + [
+            f"{v},{p:.6f},{y},{n}" for v, p, y, n in zip(*per_video.values())]
+        write_text(out_dir / "emotion_videos.csv", "\n".join(rows) + "\n")
+    metrics.update(extra or {})
+    write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
+    return metrics

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import io
-import re
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -30,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from microgesture.data.classes import NUM_CLASSES, class_index_from_raw, raw_from_class_index
+from microgesture.domain.classes import NUM_CLASSES, class_index_from_raw, raw_from_class_index
 from microgesture.errors import DataError
 from microgesture.utils.io import atomic_open, atomic_path
 
@@ -38,23 +37,7 @@ STYLES = ("2025", "2023")
 DEFAULT_CSV_NAMES = {"2025": "submission.csv", "2023": "Submission.csv"}
 HEADER_2025 = ("Id", "Target")
 CLASS_CODES = ("raw", "index")
-_SAMPLE_RE = re.compile(r"(\d{4,})_(\d+)")
 _ZIP_DATE = (1980, 1, 1, 0, 0, 0)  # fixed timestamp: the same predictions give the same bytes
-
-
-def sample_name(video_id: int, row: int) -> str:
-    """MiGA's sample name `<video:04d>_<row>`, e.g. (187, 3) -> '0187_3'."""
-    if video_id < 0 or row < 0:
-        raise ValueError(f"video id and row must be >= 0, got ({video_id}, {row})")
-    return f"{int(video_id):04d}_{int(row)}"
-
-
-def parse_sample_name(name: str) -> tuple[int, int]:
-    """'0187_3' -> (187, 3); ValueError for anything `sample_name` would not produce."""
-    m = _SAMPLE_RE.fullmatch(name)
-    if m is None or sample_name(int(m[1]), int(m[2])) != name:
-        raise ValueError(f"{name!r} is not a MiGA sample name '<video:04d>_<row>'")
-    return int(m[1]), int(m[2])
 
 
 def submission_csv_text(

@@ -25,10 +25,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..data.layouts import JointLayout, get_layout
-from ..errors import ConfigError
-from .graph import spatial_adjacency
-from .weights import FilteredState, IncompatibleCheckpoint, LoadReport, load_weights
+from microgesture.domain.layouts import JointLayout, get_layout
+from microgesture.errors import ConfigError
+from microgesture.models.base import InputSpec
+from microgesture.models.graph import NUM_SUBSETS, spatial_adjacency
+from microgesture.models.weights import FilteredState, IncompatibleCheckpoint, LoadReport, load_weights
 
 __all__ = ["AGCN", "build_agcn", "checkpoint_filter_fn"]
 
@@ -133,6 +134,8 @@ class AGCN(nn.Module):
     """
 
     head_prefix = "head."
+    token_layout = "time_joint"
+    num_prefix_tokens = 0
 
     def __init__(self, num_classes: int, layout: JointLayout, *, in_channels: int = 3,
                  base_channels: int = 64, num_person: int = 1, attention: bool = False,
@@ -143,6 +146,7 @@ class AGCN(nn.Module):
             raise ConfigError(f"similarity must be one of {SIMILARITIES}, got {similarity!r}")
         self.layout, self.similarity, self.attention = layout, similarity, attention
         self.num_joints, self.num_person, self.in_channels = layout.num_joints, num_person, in_channels
+        self.input_spec = InputSpec("skeleton", channels=in_channels)
         adjacency = torch.from_numpy(spatial_adjacency(layout))
         self.register_buffer("adjacency", adjacency, persistent=False)
         self.input_norm = nn.BatchNorm1d(num_person * layout.num_joints * in_channels)
@@ -341,7 +345,7 @@ def _check_variant(blocks: dict[int, dict[str, torch.Tensor]], fixed, model: AGC
     _check_joints(first.get(graph_key, fixed), f"block {min(blocks)} {graph_key}", model)
     graph = first.get(graph_key, fixed)
     if graph is not None and graph.shape[0] != model.adjacency.shape[0]:
-        raise IncompatibleCheckpoint(f"the checkpoint's graph has {graph.shape[0]} subsets, the model 3")
+        raise IncompatibleCheckpoint(f"the checkpoint's graph has {graph.shape[0]} subsets, the model {NUM_SUBSETS}")
     gated = "gcn.alpha" in first
     if gated != (model.similarity == "tanh"):
         found = "alpha * tanh (AAGCN / PYSKL / MMAction2 1.x)" if gated else "softmax (2s-AGCN paper, MMAction2 0.x)"
@@ -359,7 +363,7 @@ def _check_variant(blocks: dict[int, dict[str, torch.Tensor]], fixed, model: AGC
 
 def _stack(parts: dict[str, torch.Tensor], stem: str, leaf: str, dim: int) -> torch.Tensor | None:
     """Concatenate K per-subset tensors `stem.k.leaf`; None when any is missing."""
-    items = [parts.get(f"{stem}.{k}.{leaf}") for k in range(3)]
+    items = [parts.get(f"{stem}.{k}.{leaf}") for k in range(NUM_SUBSETS)]
     return None if any(t is None for t in items) else torch.cat(items, dim=dim)
 
 
@@ -384,13 +388,13 @@ def _map_block(index: int, parts: dict[str, torch.Tensor], origin: str, fixed, m
             stacked = _stack(parts, f"gcn.{stem}", leaf, 0)
             if stacked is not None:
                 out[f"{p}graph_conv.{name}.{leaf}"] = stacked
-                used.update(f"gcn.{stem}.{k}.{leaf}" for k in range(3))
+                used.update(f"gcn.{stem}.{k}.{leaf}" for k in range(NUM_SUBSETS))
     weight = _stack(parts, "gcn.conv_d", "weight", 1)
     bias = _stack(parts, "gcn.conv_d", "bias", 0)
     if weight is not None and bias is not None:
         out[p + "graph_conv.proj.weight"] = weight
-        out[p + "graph_conv.proj.bias"] = bias.view(3, -1).sum(0)  # the K convs' outputs are summed
-        used.update(f"gcn.conv_d.{k}.{leaf}" for k in range(3) for leaf in ("weight", "bias"))
+        out[p + "graph_conv.proj.bias"] = bias.view(NUM_SUBSETS, -1).sum(0)  # the K convs' outputs are summed
+        used.update(f"gcn.conv_d.{k}.{leaf}" for k in range(NUM_SUBSETS) for leaf in ("weight", "bias"))
     for key, value in parts.items():
         if key in used:
             continue

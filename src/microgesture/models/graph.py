@@ -17,27 +17,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..data.layouts import JointLayout
+from microgesture.domain.layouts import JointLayout
 
 NUM_SUBSETS = 3
 
 
 def hop_distances(layout: JointLayout) -> np.ndarray:
     """Graph distance of every joint from the layout's center (breadth-first)."""
-    neighbours: list[list[int]] = [[] for _ in range(layout.num_joints)]
-    for i, j in layout.edges:
-        neighbours[i].append(j)
-        neighbours[j].append(i)
-    dist = np.full(layout.num_joints, -1, dtype=np.int64)
-    dist[layout.center] = 0
-    queue = [layout.center]
-    while queue:
-        node = queue.pop(0)
-        for nb in neighbours[node]:
-            if dist[nb] < 0:
-                dist[nb] = dist[node] + 1
-                queue.append(nb)
-    return dist
+    return layout.hop_distances()
 
 
 def directed_edges(layout: JointLayout) -> list[tuple[int, int]]:

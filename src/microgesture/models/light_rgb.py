@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from microgesture.errors import ConfigError
+from microgesture.models.base import KINETICS_MEAN, KINETICS_STD, InputSpec
 
 
 def _conv_bn(cin: int, cout: int, kernel: tuple, stride: tuple) -> list[nn.Module]:
@@ -46,6 +47,8 @@ class LightRGBEncoder(nn.Module):
     """[N, 3, T, H, W] -> tokens [N, T'*H'*W', embed_dim] (time-major) -> mean-pooled embedding."""
 
     num_prefix_tokens = 0
+    token_layout = "sequence"
+    input_spec = InputSpec("video", channels=3, min_size=16, mean=KINETICS_MEAN, std=KINETICS_STD)
 
     def __init__(self, num_classes: int, width: int = 32, depth: int = 3, blocks_per_stage: int = 1,
                  dropout: float = 0.3):
@@ -61,9 +64,20 @@ class LightRGBEncoder(nn.Module):
             cin = cout
         self.features = nn.Sequential(*layers)
         self.norm = nn.LayerNorm(cin)
-        self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(cin, num_classes))
+        self.dropout = dropout
         self.num_classes = num_classes
         self.embed_dim = cin
+        self.head = self._make_head(num_classes)
+
+    def _make_head(self, num_classes: int) -> nn.Module:
+        if num_classes <= 0:
+            return nn.Identity()
+        return nn.Sequential(nn.Dropout(self.dropout), nn.Linear(self.embed_dim, num_classes))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A fresh head for `num_classes` (0: none, `forward` returns the embedding)."""
+        self.num_classes = num_classes
+        self.head = self._make_head(num_classes).to(self.norm.weight)
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5 or x.shape[1] != 3 or min(x.shape[3:]) < 16:
@@ -94,8 +108,8 @@ def build_light_rgb(
     dropout: float = 0.3,
 ) -> LightRGBEncoder:
     """Light (2+1)D RGB encoder; embed_dim = width * 2**(depth - 1) (128 by default)."""
-    if num_classes < 1:
-        raise ConfigError(f"num_classes must be positive, got {num_classes}")
+    if num_classes < 0:
+        raise ConfigError(f"num_classes must be >= 0, got {num_classes}")
     if width < 4 or depth < 1 or blocks_per_stage < 1:
         raise ConfigError(f"need width >= 4, depth >= 1, blocks_per_stage >= 1; got {width}, {depth}, "
                           f"{blocks_per_stage}")

@@ -15,11 +15,9 @@ from torch import nn
 from torchvision.models.video import MViT_V2_S_Weights, mvit_v2_s
 
 from microgesture.errors import ConfigError, DataError
+from microgesture.models.base import KINETICS_MEAN, KINETICS_STD, InputSpec
 from microgesture.models.weights import FilteredState, IncompatibleCheckpoint, LoadReport, load_weights
 
-# Input normalisation of the Kinetics-400 weights: x in [0, 1], then (x - mean) / std per channel.
-KINETICS_MEAN: tuple[float, float, float] = (0.45, 0.45, 0.45)
-KINETICS_STD: tuple[float, float, float] = (0.225, 0.225, 0.225)
 # The absolute position embedding of MViTv2-S fixes the input size.
 INPUT_FRAMES = 16
 INPUT_SIZE = 224
@@ -45,6 +43,10 @@ class MViTEncoder(nn.Module):
     """
 
     num_prefix_tokens = 1
+    token_layout = "sequence"
+    # The Kinetics-400 weights' input: x in [0, 1], then (x - mean) / std per channel.
+    input_spec = InputSpec("video", channels=3, frames=INPUT_FRAMES, size=INPUT_SIZE, min_size=INPUT_SIZE,
+                           mean=KINETICS_MEAN, std=KINETICS_STD)
     token_grid = (INPUT_FRAMES // 2, INPUT_SIZE // 32, INPUT_SIZE // 32)
 
     def __init__(self, num_classes: int, dropout: float = 0.5, drop_path: float = 0.2):
@@ -60,6 +62,13 @@ class MViTEncoder(nn.Module):
         self.embed_dim = EMBED_DIM
         self.frozen: list[nn.Module] = []
         self.load_report: LoadReport | None = None
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A fresh head for `num_classes` (0: none, `forward` returns the embedding)."""
+        self.num_classes = num_classes
+        dropout = self.head[0].p if isinstance(self.head, nn.Sequential) else 0.5
+        head = nn.Sequential(nn.Dropout(dropout), nn.Linear(EMBED_DIM, num_classes)) if num_classes > 0 else nn.Identity()
+        self.head = head.to(self.norm.weight)
 
     def check_input(self, x: torch.Tensor) -> None:
         expected = (3, INPUT_FRAMES, INPUT_SIZE, INPUT_SIZE)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import DataError
+from microgesture.errors import DataError
 
 log = logging.getLogger(__name__)
 

@@ -1,96 +1,148 @@
-"""Config -> model. One explicit function per part, no registry.
+"""Config -> model. One explicit builder per encoder and fusion kind (dicts, no registry).
 
-Every model built here has an `inputs` attribute naming the batch keys it consumes, so the
-LightningModule and the data module need not know which architecture they serve.
+`input_specs(model_cfg)` says what each stream's encoder reads without building it (the data
+side loads clips from it); `build_model` builds the Recognizer a config names.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from microgesture.train.config import ModelConfig, RGBModelConfig, SkeletonModelConfig
+from microgesture.errors import DataError
+from microgesture.models.base import InputSpec
+from microgesture.train.config import AGCNConfig, EncoderConfig, FusionConfig, LightRGBConfig, ModelConfig, MViTConfig
 
 
-
-def build_skeleton_encoder(cfg: SkeletonModelConfig, num_classes: int, layout: str) -> nn.Module:
+def _agcn(cfg: AGCNConfig, num_classes: int, layout: str, in_channels: int = 3) -> nn.Module:
     from microgesture.models.agcn import build_agcn
 
-    model = build_agcn(num_classes, layout, base_channels=cfg.base_channels, attention=cfg.attention,
-                       similarity=cfg.similarity, dropout=cfg.dropout, weights=cfg.weights)
-    model.inputs = ("skeleton",)
-    return model
+    return build_agcn(num_classes, layout, in_channels=in_channels, base_channels=cfg.base_channels,
+                      num_person=cfg.num_person, attention=cfg.attention, similarity=cfg.similarity,
+                      dropout=cfg.dropout, weights=cfg.weights)
 
 
-def build_rgb_encoder(cfg: RGBModelConfig, num_classes: int) -> nn.Module:
+def _light(cfg: LightRGBConfig, num_classes: int, layout: str) -> nn.Module:
+    from microgesture.models.light_rgb import build_light_rgb
+
+    return build_light_rgb(num_classes, width=cfg.width, depth=cfg.depth, dropout=cfg.dropout)
+
+
+def _mvit(cfg: MViTConfig, num_classes: int, layout: str) -> nn.Module:
+    from microgesture.models.mvit import build_mvit_v2_s
+
+    return build_mvit_v2_s(num_classes, weights=cfg.weights, kinetics=cfg.kinetics, freeze=cfg.freeze,
+                           unfreeze_blocks=cfg.unfreeze_blocks, dropout=cfg.dropout)
+
+
+ENCODERS: dict[str, Callable[..., nn.Module]] = {"agcn": _agcn, "light": _light, "mvit": _mvit}
+
+
+def _spec_of(cfg: EncoderConfig) -> InputSpec:
+    """An encoder's input spec without building it (the class attribute, or AGCN's channels)."""
+    if cfg.encoder == "agcn":
+        return InputSpec("skeleton", channels=3)
     if cfg.encoder == "mvit":
-        from microgesture.models.mvit import build_mvit_v2_s
+        from microgesture.models.mvit import MViTEncoder
 
-        model = build_mvit_v2_s(num_classes, weights=cfg.weights, kinetics=cfg.kinetics, freeze=cfg.freeze,
-                                unfreeze_blocks=cfg.unfreeze_blocks, dropout=cfg.dropout)
-    else:
-        from microgesture.models.light_rgb import build_light_rgb
+        return MViTEncoder.input_spec
+    from microgesture.models.light_rgb import LightRGBEncoder
 
-        model = build_light_rgb(num_classes, width=cfg.width, depth=cfg.depth, dropout=cfg.dropout)
-    model.inputs = ("rgb",)
-    return model
+    return LightRGBEncoder.input_spec
 
 
-def encoder_dims(cfg: ModelConfig) -> tuple[int, int]:
-    """(rgb token width, skeleton token width) of the configured encoders."""
-    rgb = 768 if cfg.rgb.encoder == "mvit" else cfg.rgb.width * 2 ** (cfg.rgb.depth - 1)
-    return rgb, 4 * cfg.skeleton.base_channels
+def input_specs(cfg: ModelConfig) -> dict[str, InputSpec]:
+    return {name: _spec_of(enc) for name, enc in cfg.streams.items()}
 
 
-def build_model(cfg: ModelConfig, num_classes: int, layout: str, *, cached: bool = False,
+def token_width(cfg: EncoderConfig) -> int:
+    """The token width an encoder config gives, without building the encoder."""
+    if cfg.encoder == "agcn":
+        return 4 * cfg.base_channels
+    if cfg.encoder == "mvit":
+        return 768
+    return cfg.width * 2 ** (cfg.depth - 1)
+
+
+def build_encoder(name: str, cfg: EncoderConfig, num_classes: int, layout: str, *, init: bool = True) -> nn.Module:
+    """One stream's encoder; with `init`, its `checkpoint` (a trained run) is copied in."""
+    encoder = ENCODERS[cfg.encoder](cfg, num_classes, layout)
+    if init and cfg.checkpoint is not None:
+        load_trained_encoder(encoder, cfg.checkpoint, name)
+    return encoder
+
+
+def _fusion(cfg: FusionConfig, dims: dict[str, int], layouts: dict[str, str]) -> nn.Module | str:
+    if cfg.kind == "late":
+        return "late"
+    if cfg.kind == "concat":
+        from microgesture.models.concat import ConcatFusion
+
+        return ConcatFusion(dims, hidden=cfg.hidden, dropout=cfg.dropout, modality_dropout=cfg.modality_dropout)
+    from microgesture.models.cmtf import CrossModalTokenFusion
+
+    return CrossModalTokenFusion(dims, layouts, width=cfg.width, depth=cfg.depth, heads=cfg.heads,
+                                 dropout=cfg.dropout, modality_dropout=cfg.modality_dropout, mode=cfg.mode)
+
+
+def token_layouts(cfg: ModelConfig) -> dict[str, str]:
+    return {name: "time_joint" if enc.encoder == "agcn" else "sequence" for name, enc in cfg.streams.items()}
+
+
+def build_model(cfg: ModelConfig, tasks: dict[str, int], layout: str, *, cached: bool = False,
                 init_encoders: bool = True) -> nn.Module:
-    """The network a config names; `cached` builds a fusion model that reads extracted tokens.
+    """The Recognizer a config names (models/recognizer.py); `cached` reads extracted tokens instead of clips.
 
-    `init_encoders=False` skips copying the single-stream runs' weights into a fusion model's
-    encoders (when a fusion checkpoint is about to be loaded, those files are not needed).
+    `tasks`: {task name: outputs}, the first served by a single encoder's own head.
+    `init_encoders=False` skips copying the trained runs named by `checkpoint` into the encoders
+    (when a whole checkpoint of this model is about to be loaded, those files are not needed).
     """
-    if cfg.arch == "skeleton":
-        return build_skeleton_encoder(cfg.skeleton, num_classes, layout)
-    if cfg.arch == "rgb":
-        return build_rgb_encoder(cfg.rgb, num_classes)
-    from microgesture.models.cmtf import ConcatFusion, CrossModalTokenFusion
-    from microgesture.models.fusion import FusionClassifier
+    from microgesture.models.recognizer import Recognizer
 
-    rgb_dim, skel_dim = encoder_dims(cfg)
-    f = cfg.fusion
-    if cfg.arch == "cmtf":
-        fusion = CrossModalTokenFusion(rgb_dim, skel_dim, num_classes, width=f.width, depth=f.depth, heads=f.heads,
-                                       dropout=f.dropout, modality_dropout=f.modality_dropout, mode=f.mode)
-    else:
-        fusion = ConcatFusion(rgb_dim, skel_dim, num_classes, hidden=f.hidden, dropout=f.dropout,
-                              modality_dropout=f.modality_dropout)
+    dims = {name: token_width(enc) for name, enc in cfg.streams.items()}
+    fusion = None if cfg.fusion is None else _fusion(cfg.fusion, dims, token_layouts(cfg))
+    first = next(iter(tasks.values()))
+    head_dropout = cfg.fusion.dropout if isinstance(fusion, nn.Module) else _stream_dropout(cfg)
     if cached:
-        return FusionClassifier(fusion)
-    rgb = build_rgb_encoder(cfg.rgb, num_classes)
-    skeleton = build_skeleton_encoder(cfg.skeleton, num_classes, layout)
-    for encoder, path in ((rgb, cfg.rgb.checkpoint), (skeleton, cfg.skeleton.checkpoint)):
-        if path is not None and init_encoders:
-            load_trained_encoder(encoder, path)
-    return FusionClassifier(fusion, rgb, skeleton)
+        return Recognizer(tasks, fusion=fusion, dims=dims, head_dropout=head_dropout)
+    encoders = {name: build_encoder(name, enc, first, layout, init=init_encoders) for name, enc in cfg.streams.items()}
+    if isinstance(fusion, nn.Module):
+        for encoder in encoders.values():
+            encoder.reset_classifier(0)  # the fused embedding is classified, not each stream
+    return Recognizer(tasks, encoders=encoders, fusion=fusion, head_dropout=head_dropout)
 
 
-def load_trained_encoder(encoder: nn.Module, checkpoint: str | Path) -> None:
-    """Copy the weights of a single-stream microgesture run into `encoder` (its head is dropped)."""
-    from microgesture.errors import DataError
-    from microgesture.train.checkpoint import read_checkpoint
+def _stream_dropout(cfg: ModelConfig) -> float:
+    return max(enc.dropout for enc in cfg.streams.values())
 
-    state = read_checkpoint(checkpoint)["state_dict"]
-    state = {k[len("model."):]: v for k, v in state.items() if k.startswith("model.")}
+
+def load_trained_encoder(encoder: nn.Module, checkpoint: str | Path, name: str) -> None:
+    """Copy the weights of a trained microgesture run's encoder `name` into `encoder` (its head is dropped).
+
+    The run's encoder of the same name is used, or its only encoder when it has one under another name.
+    """
+    from microgesture.train.checkpoint import read_run_checkpoint
+
+    state = _encoder_state(read_run_checkpoint(checkpoint)["state_dict"], name)
     own = encoder.state_dict()
     shaped = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     body = [k for k in own if not k.startswith("head")]
     missing = [k for k in body if k not in shaped]
     if missing:
-        raise DataError(checkpoint, f"not a run of this encoder: {len(missing)} weights missing or shaped "
+        raise DataError(checkpoint, f"not a run of this encoder ({name}): {len(missing)} weights missing or shaped "
                                     f"differently, e.g. {missing[0]!r}")
     with torch.no_grad():
         for key, value in shaped.items():
             if not key.startswith("head"):
                 own[key].copy_(value)
+
+
+def _encoder_state(state: dict, name: str) -> dict:
+    """Encoder `name`'s weights in a run: `model.encoders.<name>.*`, else the run's only encoder."""
+    names = sorted({k.split(".")[2] for k in state if k.startswith("model.encoders.")})
+    pick = name if name in names else names[0] if len(names) == 1 else None
+    prefix = f"model.encoders.{pick}."
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}

@@ -1,4 +1,13 @@
-"""The experiment config: what `microgesture train CONFIG.yaml` reads. See configs/ for examples."""
+"""The experiment config: what `microgesture train CONFIG.yaml` reads. See configs/ for examples.
+
+A model is a set of named streams, each a modality the data pipeline makes (`joint`, `bone`,
+`joint_motion`, `bone_motion`, `rgb`) read by an encoder (`agcn`, `light`, `mvit`), plus a fusion
+when there are several (`cmtf`, `concat`, `late`). The task says what is predicted (`mg`: the
+clip's micro-gesture class; `emotion`: the video's win/lose label, clip outputs averaged per
+video; `mg+emotion`: both), which loss is used and which validation metric picks the best
+checkpoint. Configs written for version 0.1 (`model.arch`, `model.skeleton`, `model.rgb`) are
+converted on loading (train/compat.py).
+"""
 
 from __future__ import annotations
 
@@ -6,16 +15,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from microgesture.config import apply_overrides, from_dict, read_yaml
+from microgesture.domain.layouts import LAYOUTS
+from microgesture.domain.modalities import MODALITIES
 from microgesture.errors import ConfigError
-
-Stream = Literal["joint", "bone", "joint_motion", "bone_motion"]
+from microgesture.typed_config import apply_overrides, from_dict, read_yaml
 
 
 def _positive(prefix: str, **values: float) -> None:
     for name, value in values.items():
         if value <= 0:
             raise ConfigError(f"{prefix + '.' if prefix else ''}{name}: must be > 0, got {value}")
+
+
+def _probability(prefix: str, **values: float) -> None:
+    for name, value in values.items():
+        if not 0 <= value < 1:
+            raise ConfigError(f"{prefix}.{name}: must be in [0, 1), got {value}")
 
 
 @dataclass
@@ -44,21 +59,29 @@ class AugmentConfig:
 
 @dataclass
 class RGBDataConfig:
-    """RGB clips: frames taken from the skeleton stream's own sampled frames, so they never drift."""
+    """RGB clips, from the skeleton stream's own sampled frames so they never drift.
 
-    num_frames: int = 16
-    size: int = 96  # crop size; MViTv2-S needs 224
+    Unset values come from the encoder's input spec (MViTv2-S: 16 frames of 224x224); an encoder
+    that takes any size (the light encoder) uses 16 frames of 96x96 by default.
+    """
+
+    num_frames: int | None = None
+    size: int | None = None  # crop size
     resize: int | None = None  # short side before cropping; default size * 8/7
 
     def check(self, prefix: str) -> None:
-        _positive(prefix, num_frames=self.num_frames, size=self.size)
+        for name in ("num_frames", "size", "resize"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"{prefix}.{name}: must be > 0, got {value}")
 
 
 @dataclass
 class DataConfig:
     annotations: str | None = None
     synthetic: SynthConfig | None = None
-    layout: Literal["miga35", "imigue22"] = "miga35"
+    video_root: str | None = None  # where relative video paths in the annotation file point (default: its folder)
+    layout: str = "miga35"
     num_frames: int = 32
     test_clips: int = 1
     batch_size: int = 16
@@ -68,12 +91,15 @@ class DataConfig:
     val_split: str = "val"
     test_split: str = "test"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
-    rgb: RGBDataConfig | None = None  # needed by models that read RGB clips
-    cache: str | None = None  # a token cache from `microgesture extract`: fusion trains on it
+    rgb: RGBDataConfig = field(default_factory=RGBDataConfig)
+    cache: str | None = None  # a token cache from `microgesture extract`: a fusion trains on it
 
     def check(self, prefix: str) -> None:
-        if (self.annotations is None) == (self.synthetic is None):
-            raise ConfigError(f"{prefix}.annotations: give exactly one of data.annotations or data.synthetic")
+        if self.annotations is not None and self.synthetic is not None:
+            raise ConfigError(f"{prefix}.annotations: give data.annotations or data.synthetic, not both "
+                              "(--set data.synthetic=null to train on an annotation file)")
+        if self.layout not in LAYOUTS:
+            raise ConfigError(f"{prefix}.layout: {self.layout!r} is not one of {' | '.join(map(repr, LAYOUTS))}")
         _positive(prefix, num_frames=self.num_frames, test_clips=self.test_clips,
                   batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
         if self.num_workers < 0:
@@ -81,45 +107,63 @@ class DataConfig:
 
 
 @dataclass
-class SkeletonModelConfig:
-    """The 2s-AGCN skeleton encoder (one stream)."""
+class AGCNConfig:
+    """2s-AGCN / AAGCN skeleton encoder (one stream: the modality it reads is the stream's name)."""
 
-    stream: Stream = "joint"
+    encoder: Literal["agcn"] = "agcn"
     base_channels: int = 64
     attention: bool = False  # AAGCN attention blocks (needed for PYSKL/MMAction2 1.x AAGCN weights)
     similarity: Literal["softmax", "tanh"] | None = None  # None: softmax, or tanh with attention
+    num_person: int = 1
     dropout: float = 0.0
     weights: str | None = None  # foreign (PYSKL/MMAction2) or own weights to start from
-    checkpoint: str | None = None  # a trained microgesture run whose skeleton encoder to reuse
+    checkpoint: str | None = None  # a trained microgesture run whose encoder to reuse
 
     def check(self, prefix: str) -> None:
-        _positive(prefix, base_channels=self.base_channels)
-        if not 0 <= self.dropout < 1:
-            raise ConfigError(f"{prefix}.dropout: must be in [0, 1), got {self.dropout}")
+        _positive(prefix, base_channels=self.base_channels, num_person=self.num_person)
+        _probability(prefix, dropout=self.dropout)
 
 
 @dataclass
-class RGBModelConfig:
-    """The RGB encoder: a light (2+1)D net for CPUs, or torchvision's MViTv2-S (16x224x224 only)."""
+class LightRGBConfig:
+    """A light (2+1)D RGB encoder for CPUs (any clip size)."""
 
-    encoder: Literal["light", "mvit"] = "light"
-    width: int = 32  # light encoder only
-    depth: int = 3  # light encoder only
+    encoder: Literal["light"] = "light"
+    width: int = 32
+    depth: int = 3
     dropout: float = 0.3
-    weights: str | None = None  # MViTv2-S: a local torchvision file such as mvit_v2_s-ae3be167.pth
-    kinetics: bool = False  # MViTv2-S: torchvision's Kinetics-400 weights through the hub cache
-    freeze: Literal["none", "all", "partial"] = "none"
-    unfreeze_blocks: int = 2
-    checkpoint: str | None = None  # a trained microgesture run whose RGB encoder to reuse
+    checkpoint: str | None = None
 
     def check(self, prefix: str) -> None:
         _positive(prefix, width=self.width, depth=self.depth)
+        _probability(prefix, dropout=self.dropout)
+
+
+@dataclass
+class MViTConfig:
+    """torchvision's MViTv2-S (16x224x224 clips only)."""
+
+    encoder: Literal["mvit"] = "mvit"
+    dropout: float = 0.5
+    weights: str | None = None  # a local torchvision file such as mvit_v2_s-ae3be167.pth
+    kinetics: bool = False  # torchvision's Kinetics-400 weights through the hub cache
+    freeze: Literal["none", "all", "partial"] = "none"
+    unfreeze_blocks: int = 2
+    checkpoint: str | None = None
+
+    def check(self, prefix: str) -> None:
+        _probability(prefix, dropout=self.dropout)
+
+
+EncoderConfig = AGCNConfig | LightRGBConfig | MViTConfig
 
 
 @dataclass
 class FusionConfig:
-    """Cross-Modal Token Fusion (arch cmtf) or concatenation of pooled embeddings (arch concat)."""
+    """How several streams are combined: Cross-Modal Token Fusion, concatenation of pooled
+    embeddings, or late fusion (the streams' own logits averaged, trained jointly)."""
 
+    kind: Literal["cmtf", "concat", "late"] = "cmtf"
     width: int = 256
     depth: int = 2
     heads: int = 4
@@ -132,26 +176,67 @@ class FusionConfig:
         _positive(prefix, width=self.width, depth=self.depth, heads=self.heads, hidden=self.hidden)
         if self.width % self.heads:
             raise ConfigError(f"{prefix}.heads: width {self.width} is not divisible by {self.heads} heads")
-        if not 0 <= self.modality_dropout < 1:
-            raise ConfigError(f"{prefix}.modality_dropout: must be in [0, 1)")
+        _probability(prefix, modality_dropout=self.modality_dropout, dropout=self.dropout)
+
+
+def _default_streams() -> dict[str, EncoderConfig]:
+    return {"joint": AGCNConfig()}
 
 
 @dataclass
 class ModelConfig:
-    """`arch` picks the task model; the sections configure its parts."""
+    """`streams`: modality -> encoder, in order; `fusion`: needed with two streams or more."""
 
-    arch: Literal["skeleton", "rgb", "cmtf", "concat"] = "skeleton"
-    skeleton: SkeletonModelConfig = field(default_factory=SkeletonModelConfig)
-    rgb: RGBModelConfig = field(default_factory=RGBModelConfig)
-    fusion: FusionConfig = field(default_factory=FusionConfig)
+    streams: dict[str, EncoderConfig] = field(default_factory=_default_streams)
+    fusion: FusionConfig | None = None
+
+    def check(self, prefix: str) -> None:
+        if not self.streams:
+            raise ConfigError(f"{prefix}.streams: name at least one stream, e.g. joint: {{encoder: agcn}}")
+        if len(self.streams) > 1 and self.fusion is None:
+            raise ConfigError(f"{prefix}.fusion: {len(self.streams)} streams need a fusion "
+                              "(kind: cmtf, concat or late)")
+
+
+MG_MONITORS = {"val_top1": "max", "val_top5": "max", "val_macro_f1": "max", "val_mean_class_accuracy": "max"}
+EMOTION_MONITORS = {"val_emotion_accuracy": "max", "val_emotion_f1": "max", "val_emotion_auc": "max"}
+
+
+def monitors(kind: str) -> dict[str, str]:
+    """The validation metrics a task logs that can pick the best checkpoint, with their direction."""
+    out = {"val_loss": "min"}
+    if "mg" in kind.split("+"):
+        out.update(MG_MONITORS)
+    if "emotion" in kind.split("+"):
+        out.update(EMOTION_MONITORS)
+    return out
+
+
+@dataclass
+class TaskConfig:
+    """What is predicted and how the best checkpoint is chosen.
+
+    kind: "mg" (the clip's MG class), "emotion" (the video's win/lose label; clips carry their
+    video's label and are averaged per video for evaluation) or "mg+emotion" (both heads, losses
+    added with `emotion_weight`). monitor: the validation metric that picks best.ckpt (default
+    val_top1 for MG, val_emotion_auc for emotion).
+    """
+
+    kind: Literal["mg", "emotion", "mg+emotion"] = "mg"
+    monitor: str | None = None
+    emotion_weight: float = 1.0
 
     @property
-    def uses_rgb(self) -> bool:
-        return self.arch != "skeleton"
+    def best_metric(self) -> str:
+        return self.monitor or ("val_top1" if self.kind != "emotion" else "val_emotion_auc")
 
-    @property
-    def uses_skeleton(self) -> bool:
-        return self.arch != "rgb"
+    def check(self, prefix: str) -> None:
+        known = monitors(self.kind)
+        if self.monitor is not None and self.monitor not in known:
+            raise ConfigError(f"{prefix}.monitor: {self.monitor!r} is not a validation metric of task "
+                              f"{self.kind!r}; one of {', '.join(known)}")
+        if self.emotion_weight < 0:
+            raise ConfigError(f"{prefix}.emotion_weight: must be >= 0, got {self.emotion_weight}")
 
 
 @dataclass
@@ -163,14 +248,13 @@ class OptimConfig:
     weight_decay: float = 5e-4
     scheduler: Literal["cosine", "none"] = "cosine"
     warmup_epochs: int = 0
-    # Seed B's square-root smoothed weighting: w_c ~ 1/sqrt(n_c), normalised to mean 1.
+    # Square-root smoothed weighting (arXiv 2606.13030): w_c ~ 1/sqrt(n_c), normalised to mean 1.
     class_weighting: Literal["none", "sqrt", "inverse"] = "none"
     label_smoothing: float = 0.0
 
     def check(self, prefix: str) -> None:
         _positive(prefix, lr=self.lr)
-        if not 0 <= self.label_smoothing < 1:
-            raise ConfigError(f"{prefix}.label_smoothing: must be in [0, 1)")
+        _probability(prefix, label_smoothing=self.label_smoothing)
 
 
 @dataclass
@@ -197,31 +281,41 @@ def _default_data() -> DataConfig:
 @dataclass
 class ExperimentConfig:
     name: str = "experiment"
+    task: TaskConfig = field(default_factory=TaskConfig)
     data: DataConfig = field(default_factory=_default_data)
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
 
 
-def _check_experiment(cfg: ExperimentConfig) -> None:
+def check_experiment(cfg: ExperimentConfig) -> None:
+    """Checks across sections: data for every stream, cached tokens only for fusions."""
     model, data = cfg.model, cfg.data
-    if model.arch in ("cmtf", "concat") and data.cache is not None:
-        return  # cached tokens replace both inputs
-    if data.cache is not None:
-        raise ConfigError(f"data.cache: only fusion models (cmtf, concat) train on cached tokens, not {model.arch!r}")
-    if model.uses_rgb and data.rgb is None:
-        raise ConfigError(f"data.rgb: model.arch {model.arch!r} reads RGB clips; add a data.rgb section")
-    if model.uses_rgb and model.rgb.encoder == "mvit" and (data.rgb.num_frames, data.rgb.size) != (16, 224):
-        raise ConfigError("data.rgb: MViTv2-S takes exactly 16 frames of 224x224 (num_frames: 16, size: 224)")
+    if data.annotations is None and data.synthetic is None:
+        raise ConfigError("data.annotations: give an annotation file (or a data.synthetic section)")
+    for name, enc in model.streams.items():
+        if name not in MODALITIES:
+            raise ConfigError(f"model.streams.{name}: unknown modality; known: {', '.join(MODALITIES)}")
+        kind = MODALITIES[name]
+        reads = "skeleton" if enc.encoder == "agcn" else "video"
+        if kind != reads:
+            raise ConfigError(f"model.streams.{name}.encoder: {enc.encoder!r} reads {reads} input, "
+                              f"but {name!r} is {kind} input")
+    if data.cache is not None and model.fusion is None:
+        raise ConfigError("data.cache: only fusion models train on cached tokens; this model has one stream "
+                          "and no fusion")
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a YAML config (or start from defaults when path is None) and apply `--set` overrides."""
+    from microgesture.train.compat import migrate_config
+
     data = read_yaml(path) if path is not None else {}
-    data = apply_overrides(data, list(overrides or []))
+    data = apply_overrides(migrate_config(data), list(overrides or []))
+    data = migrate_config(data)  # an override may have used the 0.1 names
     try:
         cfg = from_dict(ExperimentConfig, data)
-        _check_experiment(cfg)
+        check_experiment(cfg)
         return cfg
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}" if path is not None else str(exc)) from None

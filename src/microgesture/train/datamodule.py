@@ -1,8 +1,12 @@
-"""The LightningDataModule: annotations -> datasets -> loaders, apart from any model."""
+"""The LightningDataModule: annotations -> datasets -> loaders, apart from any model.
+
+It is told which modalities to make and how video modalities are loaded (`VideoInput`, from the
+encoders' input specs: train/run.py connects the two); it never reads the model config.
+"""
 
 from __future__ import annotations
 
-from functools import partial
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -10,12 +14,13 @@ import lightning as L
 import numpy as np
 from torch.utils.data import DataLoader
 
-from microgesture.data.annotations import load_annotations, resolve_video_path, select
-from microgesture.data.classes import IMIGUE_CLASSES
-from microgesture.data.dataset import CachedTokenDataset, ClipDataset, EpochSampler
-from microgesture.data.transforms import skeleton_pipeline
+from microgesture.data.datasets import CachedTokenDataset, ClipDataset
+from microgesture.data.formats.annotations import load_annotations, select
+from microgesture.data.samplers import EpochSampler
+from microgesture.data.transforms.pipelines import Augment, VideoInput, build_pipeline
+from microgesture.domain.classes import IMIGUE_CLASSES
 from microgesture.errors import DataError
-from microgesture.train.config import DataConfig, ExperimentConfig, Stream, SynthConfig
+from microgesture.train.config import DataConfig, SynthConfig
 
 
 def synthetic_annotations(cfg: SynthConfig, progress: bool = False) -> Path:
@@ -24,7 +29,7 @@ def synthetic_annotations(cfg: SynthConfig, progress: bool = False) -> Path:
     The folder name encodes every generator setting, so a changed setting never reuses stale data.
     Both steps write atomically, so an interrupted run is simply redone next time.
     """
-    from microgesture.data.miga import import_miga_to_file
+    from microgesture.data.formats.miga import import_miga_to_file
     from microgesture.data.synth import generate_dataset
 
     w, h = cfg.size
@@ -43,20 +48,23 @@ def synthetic_annotations(cfg: SynthConfig, progress: bool = False) -> Path:
     return ann
 
 
-class MGDataModule(L.LightningDataModule):
-    @classmethod
-    def for_experiment(cls, cfg: ExperimentConfig) -> "MGDataModule":
-        """The data a config's model needs: skeleton clips, plus RGB or cached tokens."""
-        cached = cfg.data.cache is not None
-        return cls(cfg.data, stream=cfg.model.skeleton.stream, seed=cfg.trainer.seed,
-                   rgb=cfg.model.uses_rgb and not cached, cached=cached)
+def class_names_of(data: Mapping[str, Any]) -> list[str]:
+    """An annotation file's class names (iMiGUE's when it names none)."""
+    return list(data.get("meta", {}).get("classes") or IMIGUE_CLASSES)
 
-    def __init__(self, cfg: DataConfig, *, stream: Stream = "joint", seed: int = 0, rgb: bool = False,
-                 cached: bool = False):
-        """`rgb`: also load RGB clips (needs cfg.rgb); `cached`: read encoder tokens from cfg.cache."""
+
+class MGDataModule(L.LightningDataModule):
+    def __init__(self, cfg: DataConfig, modalities: Sequence[str], *, video: Mapping[str, VideoInput] | None = None,
+                 seed: int = 0, cached: bool = False, cache_encoders: Mapping[str, Any] | None = None,
+                 progress: bool = True):
+        """`modalities`: the batch keys to make; `video`: how each video modality is loaded;
+        `cached`: read encoder outputs from `cfg.cache` instead, refused unless they come from
+        `cache_encoders` (the cache manifest's encoder descriptions) when given."""
         super().__init__()
-        self.cfg, self.stream, self.seed = cfg, stream, seed
-        self.with_rgb, self.cached = rgb, cached
+        self.cfg, self.seed = cfg, seed
+        self.modalities, self.video = tuple(modalities), dict(video or {})
+        self.cached, self.progress = cached, progress
+        self.cache_encoders = cache_encoders
         self._cache = None
         self.annotation_path: Path | None = None if cfg.annotations is None else Path(cfg.annotations)
         self.data: dict[str, Any] | None = None
@@ -64,14 +72,14 @@ class MGDataModule(L.LightningDataModule):
 
     # -- data preparation -------------------------------------------------------------------
     def prepare_data(self) -> None:
-        if self.cfg.synthetic is not None:
-            self.annotation_path = synthetic_annotations(self.cfg.synthetic)
+        if self.cfg.synthetic is not None and self.annotation_path is None:
+            self.annotation_path = synthetic_annotations(self.cfg.synthetic, progress=self.progress)
 
     def load(self) -> dict[str, Any]:
         if self.data is None:
             if self.annotation_path is None:
                 self.prepare_data()
-            self.data = load_annotations(self.annotation_path)
+            self.data = load_annotations(self.annotation_path, video_root=self.cfg.video_root)
         return self.data
 
     def setup(self, stage: str | None = None) -> None:
@@ -79,7 +87,7 @@ class MGDataModule(L.LightningDataModule):
 
     @property
     def class_names(self) -> list[str]:
-        return list(self.load().get("meta", {}).get("classes") or IMIGUE_CLASSES)
+        return class_names_of(self.load())
 
     @property
     def num_classes(self) -> int:
@@ -87,40 +95,39 @@ class MGDataModule(L.LightningDataModule):
 
     def clips(self, split: str) -> list[dict[str, Any]]:
         data = self.load()
+        if split == "all":
+            return list(data["annotations"])
         if split not in data["split"]:
-            raise DataError(self.annotation_path, f"split {split!r} not found (splits: {sorted(data['split'])})")
+            raise DataError(self.annotation_path, f"split {split!r} not found (splits: {sorted(data['split'])}, "
+                                                  "or 'all' for every clip)")
         return select(data, split)
 
     def train_labels(self) -> np.ndarray:
         return np.array([c["label"] for c in self.clips(self.cfg.train_split)], dtype=np.int64)
 
     # -- datasets and loaders ---------------------------------------------------------------
-    def dataset(self, split: str, *, train: bool, num_clips: int = 1) -> ClipDataset | CachedTokenDataset:
+    def dataset(self, split: str, *, train: bool, num_clips: int = 1,
+                hide_labels: bool = False) -> ClipDataset | CachedTokenDataset:
+        clips = self.clips(split)
         if self.cached:
-            return CachedTokenDataset(self.clips(split), self.token_cache())
-        aug = self.cfg.augment
-        pipeline = skeleton_pipeline(
-            layout=self.cfg.layout, num_frames=self.cfg.num_frames, stream=self.stream, train=train,
-            num_clips=num_clips, rotate_deg=aug.rotate_deg, scale=aug.scale, shift=aug.shift, flip_p=aug.flip_p,
+            return CachedTokenDataset(clips, self.token_cache(), hide_labels=hide_labels)
+        a = self.cfg.augment
+        pipeline = build_pipeline(
+            self.modalities, layout=self.cfg.layout, num_frames=self.cfg.num_frames, train=train, num_clips=num_clips,
+            augment=Augment(a.flip_p, a.rotate_deg, tuple(a.scale), a.shift), video=self.video,
+            video_root=self.load()["meta"].get("video_root"),
         )
-        rgb = None
-        if self.with_rgb:
-            from microgesture.data.rgb import RGBClip
-
-            r = self.cfg.rgb
-            rgb = RGBClip(size=r.size, num_frames=r.num_frames, train=train, resize=r.resize)
-        data = self.load()
-        return ClipDataset(self.clips(split), pipeline, seed=self.seed, rgb=rgb,
-                           video_path=partial(resolve_video_path, data))
+        return ClipDataset(clips, pipeline, self.modalities, seed=self.seed, hide_labels=hide_labels)
 
     def token_cache(self):
         if self._cache is None:
             from microgesture.data.cache import TokenCache
 
-            self._cache = TokenCache.open(self.cfg.cache, self.annotation_path)
+            self.load()
+            self._cache = TokenCache.open(self.cfg.cache, self.annotation_path, encoders_meta=self.cache_encoders)
         return self._cache
 
-    def _loader(self, dataset: ClipDataset, batch_size: int, sampler=None) -> DataLoader:
+    def _loader(self, dataset, batch_size: int, sampler=None) -> DataLoader:
         return DataLoader(
             dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
             num_workers=self.cfg.num_workers, drop_last=False,
@@ -145,5 +152,6 @@ class MGDataModule(L.LightningDataModule):
             return []
         return self._loader(self.dataset(self.cfg.val_split, train=False), self.cfg.eval_batch_size)
 
-    def eval_dataloader(self, split: str, num_clips: int) -> DataLoader:
-        return self._loader(self.dataset(split, train=False, num_clips=num_clips), self.cfg.eval_batch_size)
+    def eval_dataloader(self, split: str, num_clips: int, hide_labels: bool = False) -> DataLoader:
+        dataset = self.dataset(split, train=False, num_clips=num_clips, hide_labels=hide_labels)
+        return self._loader(dataset, self.cfg.eval_batch_size)

@@ -195,41 +195,71 @@ def _positions(batch: Mapping[str, Any], order: list[int] | None, seen: int, spl
     return order[seen:seen + len(first)]
 
 
+def stream_encoders(cfg: Any, num_classes: int) -> dict[str, nn.Module]:
+    """Each stream's encoder as its config names it: a trained run (`checkpoint`) or pretrained `weights`."""
+    from microgesture.train.build import build_encoder
+
+    return {name: build_encoder(name, enc, num_classes, cfg.data.layout) for name, enc in cfg.model.streams.items()}
+
+
+def encoders_meta(cfg: Any) -> dict[str, Any]:
+    """The cache manifest's description of each stream's encoder (its config, checkpoint and hash)."""
+    from microgesture.data.cache import encoder_meta
+    from microgesture.train.run import video_inputs
+    from microgesture.typed_config import to_dict
+
+    video = video_inputs(cfg)
+    meta = {}
+    for name, enc in cfg.model.streams.items():
+        config = {**to_dict(enc), "layout": cfg.data.layout, "num_frames": cfg.data.num_frames}
+        for key in ("checkpoint", "weights", "dropout"):  # files are identified by content; no dropout at eval
+            config.pop(key, None)
+        if name in video:
+            config["video"] = to_dict(video[name])
+        meta[name] = encoder_meta(name, config, enc.checkpoint or getattr(enc, "weights", None))
+    return meta
+
+
 def extract_for_experiment(cfg: Any, cache_dir: str | Path, *, device: str | None = None,
                            progress: bool = True) -> Path:
-    """`microgesture extract`: run a fusion config's two encoders, frozen, over every split once.
+    """`microgesture extract`: run a fusion config's encoders, frozen, over every split once.
 
-    The encoders come from `model.rgb` / `model.skeleton` (a trained run's `checkpoint`, or
-    pretrained `weights`); clips are sampled as at test time, RGB from the skeleton's frames.
-    Train the fusion afterwards with `data.cache: CACHE_DIR` in the same config.
+    The encoders come from `model.streams.*` (a trained run's `checkpoint`, or pretrained
+    `weights`); clips are sampled as at test time, video from the skeleton's frames. Train the
+    fusion afterwards with `data.cache: CACHE_DIR` in the same config.
     """
     from dataclasses import replace
 
-    from microgesture.config import to_dict
-    from microgesture.data.cache import encoder_meta
-    from microgesture.train.build import build_rgb_encoder, build_skeleton_encoder, load_trained_encoder
-    from microgesture.train.datamodule import MGDataModule
+    from microgesture.train.run import data_module, resolve_device
 
-    model = cfg.model
-    if model.arch not in ("cmtf", "concat"):
-        raise ConfigError(f"model.arch: extract runs the encoders of a fusion model (cmtf, concat), not {model.arch!r}")
-    if cfg.data.rgb is None:
-        raise ConfigError("data.rgb: extraction reads RGB clips; add a data.rgb section")
-    dm = MGDataModule(replace(cfg.data, cache=None), stream=model.skeleton.stream, seed=cfg.trainer.seed, rgb=True)
+    if cfg.model.fusion is None:
+        raise ConfigError("model.fusion: extract runs the encoders of a fusion model; this config has none")
+    dev = resolve_device(device)
+    dm = data_module(replace(cfg, data=replace(cfg.data, cache=None)), cached=False)
     dm.prepare_data()
-    rgb = build_rgb_encoder(model.rgb, dm.num_classes)
-    skeleton = build_skeleton_encoder(model.skeleton, dm.num_classes, cfg.data.layout)
-    for encoder, path in ((rgb, model.rgb.checkpoint), (skeleton, model.skeleton.checkpoint)):
-        if path is not None:
-            load_trained_encoder(encoder, path)
+    encoders = stream_encoders(cfg, dm.num_classes)
     splits = [s for s in dm.load()["split"] if dm.has_split(s)]
     loaders = {s: dm.eval_dataloader(s, num_clips=1) for s in splits}
-    meta = {
-        "rgb": encoder_meta("rgb", {**to_dict(model.rgb), "data": to_dict(cfg.data.rgb)}, model.rgb.checkpoint),
-        "skeleton": encoder_meta("skeleton", {**to_dict(model.skeleton), "layout": cfg.data.layout,
-                                              "num_frames": cfg.data.num_frames}, model.skeleton.checkpoint),
-    }
     return extract_tokens(
-        cache_dir, dm.annotation_path, loaders, {"rgb": (rgb, "rgb"), "skeleton": (skeleton, "skeleton")},
-        sample_ids_of={s: dm.clips(s) for s in splits}, encoders_meta=meta, device=device, progress=progress,
+        cache_dir, dm.annotation_path, loaders, {name: (enc, name) for name, enc in encoders.items()},
+        sample_ids_of={s: dm.clips(s) for s in splits}, encoders_meta=encoders_meta(cfg), device=dev,
+        progress=progress,
     )
+
+
+def attach_encoders(module: Any, cfg: Any) -> None:
+    """Give a fusion trained on cached tokens the encoders its config names, so it reads raw clips.
+
+    The encoders' checkpoint files must be the ones the tokens came from (same SHA-256 as
+    recorded when the fusion was trained), else a DataError says which differs.
+    """
+    recorded = module.hparams.get("encoders") or {}
+    current = encoders_meta(cfg)
+    for name, meta in recorded.items():
+        now = current.get(name, {})
+        if meta.get("checkpoint_sha256") != now.get("checkpoint_sha256"):
+            raise DataError(now.get("checkpoint") or meta.get("checkpoint"),
+                            f"encoder {name!r}: this is not the checkpoint the fusion's tokens came from "
+                            f"(sha {str(meta.get('checkpoint_sha256'))[:12]}, now {str(now.get('checkpoint_sha256'))[:12]})")
+    encoders = stream_encoders(cfg, module.num_classes)
+    module.model.attach_encoders(encoders)

@@ -1,8 +1,8 @@
-"""The LightningModule: a classifier over whatever inputs its model declares.
+"""The LightningModule: a Recognizer trained for the config's task(s).
 
 Devices, precision, DDP and checkpoints belong to the Trainer (see run.py); this file holds the
-loss, the optimisation recipe and the metrics. Random-number states are saved in checkpoints so a
-resumed run continues exactly as an uninterrupted one would (single process).
+losses, the optimisation recipe and the metrics. Random-number states are saved in checkpoints
+so a resumed run continues exactly as an uninterrupted one would (single process).
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from typing import Any
 import lightning as L
 import numpy as np
 import torch
-from torch.nn import functional as F
 
-from microgesture.config import from_dict, to_dict
-from microgesture.eval.metrics import classification_metrics
 from microgesture.train.build import build_model
 from microgesture.train.config import ExperimentConfig
+from microgesture.train.tasks import Task, logged_metrics, task_loss, task_metrics, tasks_for
+from microgesture.typed_config import from_dict, to_dict
 
 
 def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> np.ndarray | None:
@@ -38,7 +37,13 @@ def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> np.ndarray
     return weights.astype(np.float32)
 
 
-class MGClassifier(L.LightningModule):
+class Classifier(L.LightningModule):
+    """A Recognizer (models/recognizer.py) with its tasks' losses and validation metrics.
+
+    `forward(batch)` returns {task: logits}; a batch of K test clips per sample (`num_clips` > 1,
+    every modality with a leading [N, K] axis) is averaged over its clips.
+    """
+
     def __init__(
         self,
         config: dict[str, Any],
@@ -46,66 +51,72 @@ class MGClassifier(L.LightningModule):
         class_names: list[str],
         layout: str,
         class_weight: list[float] | None = None,
+        encoders: dict[str, Any] | None = None,
         init_encoders: bool = True,
     ):
+        """`encoders`: the token cache's description of the encoders a cache-trained fusion read."""
         super().__init__()
         self.save_hyperparameters(ignore=["init_encoders"])
         self.cfg: ExperimentConfig = from_dict(ExperimentConfig, config)
-        self.model = build_model(self.cfg.model, num_classes, layout, cached=self.cfg.data.cache is not None,
-                                 init_encoders=init_encoders)
+        self.tasks: list[Task] = tasks_for(self.cfg.task, num_classes)
+        self.model = build_model(self.cfg.model, {t.name: t.num_outputs for t in self.tasks}, layout,
+                                 cached=self.cfg.data.cache is not None, init_encoders=init_encoders)
         self.num_classes = num_classes
         self.class_names = list(class_names)
         weight = None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)
         self.register_buffer("class_weight", weight, persistent=False)
-        self._val_outputs: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._val_outputs: list[dict[str, torch.Tensor]] = []
 
     @classmethod
-    def from_config(cls, cfg: ExperimentConfig, **kwargs: Any) -> "MGClassifier":
+    def from_config(cls, cfg: ExperimentConfig, **kwargs: Any) -> "Classifier":
         return cls(to_dict(cfg), **kwargs)
 
-    def forward(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """Logits [N, K]; a multi-clip batch ([N, clips, ...]) is averaged over its clips."""
-        inputs = [batch[key] for key in self.model.inputs]
-        ref = inputs[0]
-        if ref.dim() == 6:  # both skeleton [N, M, T, V, C] and RGB [N, C, T, H, W] have 5 dims
-            n, clips = ref.shape[:2]
-            flat = [x.reshape(n * clips, *x.shape[2:]) for x in inputs]
-            return self.model(*flat).reshape(n, clips, -1).mean(dim=1)
-        return self.model(*inputs)
+    def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """{task: logits [N, outputs]}; multi-clip batches are averaged over their clips."""
+        keys = self.model.input_keys
+        clips = int(batch["num_clips"].max()) if "num_clips" in batch else 1
+        if clips == 1:
+            return self.model({k: batch[k] for k in keys})
+        n = batch[keys[0]].shape[0]
+        out = self.model({k: batch[k].flatten(0, 1) for k in keys})
+        return {task: logits.reshape(n, clips, -1).mean(dim=1) for task, logits in out.items()}
 
-    def _loss(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        return F.cross_entropy(
-            logits.float(), labels, weight=self.class_weight,
-            label_smoothing=self.cfg.optim.label_smoothing, ignore_index=-1,
-        )
+    def _loss(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        losses = [task.weight * task_loss(task, outputs[task.name], batch[task.target], class_weight=self.class_weight,
+                                          label_smoothing=self.cfg.optim.label_smoothing)
+                  for task in self.tasks]
+        return torch.stack(losses).sum()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        logits = self(batch)
-        loss = self._loss(logits, batch["label"])
-        acc = (logits.argmax(1) == batch["label"]).float().mean()
-        n = len(batch["label"])
+        outputs = self(batch)
+        loss = self._loss(outputs, batch)
+        n = len(batch["index"])
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
-        self.log("train_top1", acc, on_step=False, on_epoch=True, prog_bar=True, batch_size=n)
+        first = self.tasks[0]
+        labels = batch[first.target]
+        acc = (outputs[first.name].argmax(1) == labels).float()[labels >= 0].mean() if (labels >= 0).any() else None
+        if acc is not None:
+            self.log("train_top1" if first.name == "mg" else "train_emotion_accuracy", acc, on_step=False,
+                     on_epoch=True, prog_bar=True, batch_size=n)
         return loss
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
-        logits = self(batch)
-        self.log("val_loss", self._loss(logits, batch["label"]), on_epoch=True, batch_size=len(logits))
-        self._val_outputs.append((logits.detach().float().cpu(), batch["label"].cpu()))
+        outputs = self(batch)
+        self.log("val_loss", self._loss(outputs, batch), on_epoch=True, batch_size=len(batch["index"]))
+        kept = {f"scores_{t.name}": outputs[t.name].detach().float().cpu() for t in self.tasks}
+        kept.update({t.target: batch[t.target].cpu() for t in self.tasks})
+        kept["video_id"] = batch["video_id"].cpu()
+        self._val_outputs.append(kept)
 
     def on_validation_epoch_end(self) -> None:
         if not self._val_outputs:
             return
-        scores = torch.cat([s for s, _ in self._val_outputs]).numpy()
-        labels = torch.cat([y for _, y in self._val_outputs]).numpy()
+        gathered = {k: torch.cat([o[k] for o in self._val_outputs]).numpy() for k in self._val_outputs[0]}
         self._val_outputs.clear()
-        metrics = classification_metrics(scores, labels)
-        self.log("val_top1", float(metrics["top1"]), prog_bar=True)
-        self.log("val_macro_f1", float(metrics["macro_f1"]))
-        self.log("val_mean_class_accuracy", float(metrics["mean_class_accuracy"]))
-
-    def predict_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> dict[str, torch.Tensor]:
-        return {"scores": self(batch).float(), "label": batch["label"], "index": batch["index"]}
+        for task in self.tasks:
+            metrics = task_metrics(task, gathered[f"scores_{task.name}"], gathered[task.target], gathered["video_id"])
+            for name, value in logged_metrics(task, metrics).items():
+                self.log(name, float(value), prog_bar=name in ("val_top1", "val_emotion_accuracy"))
 
     def configure_optimizers(self):
         opt = self.cfg.optim

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,19 +16,23 @@ import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 
-from microgesture.config import to_dict
+from microgesture.data.transforms.pipelines import VideoInput
 from microgesture.errors import ConfigError, DataError
-from microgesture.eval.metrics import classification_metrics, confusion_matrix
-from microgesture.eval.plots import plot_confusion_matrix, plot_training_curves
-from microgesture.eval.scores import ScoreTable, write_scores
-from microgesture.train.checkpoint import AtomicCheckpointIO, read_checkpoint
-from microgesture.train.config import ExperimentConfig
+from microgesture.eval.plots import plot_training_curves
+from microgesture.eval.scores import ScoreTable
+from microgesture.train.build import input_specs
+from microgesture.train.checkpoint import AtomicCheckpointIO, read_run_checkpoint
+from microgesture.train.config import ExperimentConfig, monitors
 from microgesture.train.datamodule import MGDataModule
-from microgesture.train.logs import AppendingCSVLogger
-from microgesture.train.module import MGClassifier, class_weights
+from microgesture.train.logs import AppendingCSVLogger, EpochLine
+from microgesture.train.module import Classifier, class_weights
+from microgesture.eval.report import write_evaluation
+from microgesture.typed_config import from_dict, to_dict
 from microgesture.utils.io import write_text
+from microgesture.utils.runlock import RunLock
 
 LAST = "last.ckpt"
+DEFAULT_LIGHT_RGB = (16, 96)  # frames and size for encoders that take any (the light encoder)
 
 
 @dataclass
@@ -35,19 +40,55 @@ class FitResult:
     run_dir: Path
     best_checkpoint: Path
     last_checkpoint: Path
-    best_val_top1: float | None
+    best_score: float | None
+    monitor: str
+
+
+def video_inputs(cfg: ExperimentConfig) -> dict[str, VideoInput]:
+    """How each video stream's clips are loaded: the encoder's input spec, with data.rgb filling its gaps."""
+    out = {}
+    for name, spec in input_specs(cfg.model).items():
+        if spec.kind != "video":
+            continue
+        r = cfg.data.rgb
+        frames = r.num_frames or spec.frames or DEFAULT_LIGHT_RGB[0]
+        size = r.size or spec.size or DEFAULT_LIGHT_RGB[1]
+        problems = spec.check(frames, size)
+        if problems:
+            encoder = cfg.model.streams[name].encoder
+            raise ConfigError(f"data.rgb: the {encoder} encoder of stream {name!r} {'; '.join(problems)} "
+                              f"(data.rgb.num_frames / data.rgb.size)")
+        out[name] = VideoInput(frames, size, tuple(spec.mean), tuple(spec.std), r.resize)
+    return out
+
+
+def data_module(cfg: ExperimentConfig, *, cached: bool | None = None, progress: bool = True) -> MGDataModule:
+    """The data a config's model reads: its streams' modalities, or its cached tokens (which must
+    come from the encoders the config names)."""
+    cached = cfg.data.cache is not None if cached is None else cached
+    encoders = None
+    if cached:
+        from microgesture.train.extract import encoders_meta
+
+        encoders = encoders_meta(cfg)
+    return MGDataModule(cfg.data, list(cfg.model.streams), video=video_inputs(cfg), seed=cfg.trainer.seed,
+                        cached=cached, cache_encoders=encoders, progress=progress)
 
 
 def make_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list | None = None, **overrides: Any) -> L.Trainer:
     t = cfg.trainer
     ckpt_dir = run_dir / "checkpoints"
+    monitor = cfg.task.best_metric
     # Two callbacks: Lightning's save_last only refreshes last.ckpt when a top-k file is saved,
     # but resuming needs the latest epoch every time.
     best = ModelCheckpoint(
-        dirpath=ckpt_dir, filename="best", monitor="val_top1", mode="max", save_top_k=1,
+        dirpath=ckpt_dir, filename="best", monitor=monitor, mode=monitors(cfg.task.kind)[monitor], save_top_k=1,
         auto_insert_metric_name=False, enable_version_counter=False,
     )
     last = ModelCheckpoint(dirpath=ckpt_dir, filename="last", monitor=None, save_top_k=1, enable_version_counter=False)
+    # A bar where someone watches a terminal; else one line per epoch, no carriage-return spam in logs.
+    bar = t.progress_bar and sys.stderr.isatty()
+    progress = [] if bar or not t.progress_bar else [EpochLine(f"{cfg.name}: ")]
     kwargs: dict[str, Any] = dict(
         default_root_dir=run_dir,
         max_epochs=t.max_epochs,
@@ -57,10 +98,11 @@ def make_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list | None = 
         num_nodes=t.num_nodes,
         precision=t.precision,
         logger=[AppendingCSVLogger(run_dir, name="", version="logs"), TensorBoardLogger(run_dir, name="", version="tb")],
-        callbacks=[best, last, *(callbacks or [])],
+        callbacks=[best, last, *progress, *(callbacks or [])],
         plugins=[AtomicCheckpointIO()],
         log_every_n_steps=t.log_every_n_steps,
-        enable_progress_bar=t.progress_bar,
+        enable_progress_bar=bar,
+        enable_model_summary=False,
         check_val_every_n_epoch=t.check_val_every_n_epoch,
         use_distributed_sampler=False,  # EpochSampler splits the data across ranks itself
         deterministic=False,
@@ -81,21 +123,26 @@ def fit(
     """Train; with `resume`, continue from `run_dir/checkpoints/last.ckpt` exactly where it stopped."""
     run_dir = Path(run_dir)
     last = run_dir / "checkpoints" / LAST
-    if resume and not last.is_file():
-        raise DataError(last, "nothing to resume: no last checkpoint in this run folder")
-    if not resume and last.is_file():
-        raise DataError(run_dir, "run folder already holds a checkpoint; pass --resume or choose another --out")
-    if resume:
-        _check_same_model(last, cfg)
+    with RunLock(run_dir):
+        if resume and not last.is_file():
+            raise DataError(last, "nothing to resume: no last checkpoint in this run folder")
+        if not resume and last.is_file():
+            raise DataError(run_dir, "run folder already holds a checkpoint; pass --resume or choose another --out")
+        if resume:
+            check_same_model(last, cfg, resuming=True)
+        return _fit(cfg, run_dir, last if resume else None, callbacks, trainer_overrides)
+
+
+def _fit(cfg: ExperimentConfig, run_dir: Path, resume_from: Path | None, callbacks, trainer_overrides) -> FitResult:
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
-    dm = MGDataModule.for_experiment(cfg)
+    dm = data_module(cfg)
     dm.prepare_data()
     weights = class_weights(dm.train_labels(), dm.num_classes, cfg.optim.class_weighting)
-    module = MGClassifier.from_config(
+    module = Classifier.from_config(
         cfg, num_classes=dm.num_classes, class_names=dm.class_names, layout=dm.cfg.layout,
         class_weight=None if weights is None else weights.tolist(),
+        encoders=dm.token_cache().encoders if dm.cached else None,
     )
-    run_dir.mkdir(parents=True, exist_ok=True)
     write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     has_val = dm.has_split(cfg.data.val_split)
     if not has_val:
@@ -104,57 +151,109 @@ def fit(
     if not has_val:  # no validation split: keep the last epoch as "best"
         trainer.checkpoint_callback.monitor = None
     started = time.perf_counter()
-    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
+    trainer.fit(module, datamodule=dm, ckpt_path=str(resume_from) if resume_from else None)
     best = trainer.checkpoint_callback.best_model_path
     score = trainer.checkpoint_callback.best_model_score
-    result = FitResult(run_dir, Path(best) if best else last, last, None if score is None else float(score))
+    last = run_dir / "checkpoints" / LAST
+    result = FitResult(run_dir, Path(best) if best else last, last, None if score is None else float(score),
+                       cfg.task.best_metric)
     if trainer.global_rank == 0:
         plot_training_curves(run_dir / "logs" / "metrics.csv", run_dir / "training_curves.png")
         info = {
             "world_size": trainer.world_size, "device": str(module.device), "precision": str(trainer.precision),
             "epochs": trainer.current_epoch, "global_step": trainer.global_step,
-            "seconds_this_session": round(time.perf_counter() - started, 1), "resumed": resume,
-            "best_checkpoint": str(result.best_checkpoint), "best_val_top1": result.best_val_top1,
+            "seconds_this_session": round(time.perf_counter() - started, 1), "resumed": resume_from is not None,
+            "best_checkpoint": str(result.best_checkpoint), "monitor": result.monitor, "best_score": result.best_score,
         }
         write_text(run_dir / "run_info.json", json.dumps(info, indent=2))
     return result
 
 
-def _check_same_model(checkpoint: Path, cfg: ExperimentConfig) -> None:
-    trained = read_checkpoint(checkpoint)["hyper_parameters"].get("config", {}).get("model")
-    if trained != to_dict(cfg.model):
-        raise ConfigError(f"{checkpoint}: the checkpoint was trained with model {trained}, "
-                          f"but the config asks for {to_dict(cfg.model)}")
+# Keys that change the network's shape or meaning; the rest (dropout, paths, freezing) may differ.
+_ARCHITECTURE = {
+    "agcn": ("base_channels", "attention", "similarity", "num_person"),
+    "light": ("width", "depth"),
+    "mvit": (),
+    "fusion": ("kind", "width", "depth", "heads", "mode", "hidden"),
+}
 
 
-def load_module(checkpoint: str | Path, cfg: ExperimentConfig | None = None) -> MGClassifier:
-    """Load a trained classifier; if `cfg` is given its model section must match the checkpoint's."""
-    ckpt = read_checkpoint(checkpoint)
-    hp = ckpt["hyper_parameters"]
-    if cfg is not None:
-        _check_same_model(Path(checkpoint), cfg)
-    module = MGClassifier(**hp, init_encoders=False)  # the checkpoint holds every weight
+def _architecture(config: dict) -> dict[str, Any]:
+    """The config values that must match between a checkpoint and the config evaluating it."""
+    model, out = config.get("model", {}), {}
+    out["task.kind"] = config.get("task", {}).get("kind", "mg")
+    out["data.layout"] = config.get("data", {}).get("layout")
+    out["model.streams"] = list(model.get("streams", {}))
+    for name, enc in model.get("streams", {}).items():
+        out[f"model.streams.{name}.encoder"] = enc.get("encoder")
+        for key in _ARCHITECTURE.get(enc.get("encoder"), ()):
+            out[f"model.streams.{name}.{key}"] = enc.get(key)
+    fusion = model.get("fusion") or {}
+    out["model.fusion"] = fusion.get("kind")
+    for key in _ARCHITECTURE["fusion"][1:] if fusion else ():
+        out[f"model.fusion.{key}"] = fusion.get(key)
+    return out
+
+
+def check_same_model(checkpoint: Path, cfg: ExperimentConfig, *, resuming: bool = False) -> dict[str, Any]:
+    """The checkpoint, after checking it holds the network the config describes (ConfigError naming the key)."""
+    ckpt = read_run_checkpoint(checkpoint)
+    if resuming and ckpt.get("migrated_from"):
+        raise DataError(checkpoint, f"written by microgesture {ckpt['migrated_from']}: it can be evaluated, "
+                                    "used for predictions or as a starting point, but not resumed")
+    trained = _architecture(ckpt["hyper_parameters"].get("config", {}))
+    wanted = _architecture(to_dict(cfg))
+    if resuming:
+        trained["optim"], wanted["optim"] = ckpt["hyper_parameters"]["config"].get("optim"), to_dict(cfg.optim)
+    for key, value in wanted.items():
+        if trained.get(key) != value:
+            raise ConfigError(f"{key}: {checkpoint} was trained with {trained.get(key)!r}, the config says {value!r}")
+    return ckpt
+
+
+def load_module(checkpoint: str | Path, cfg: ExperimentConfig | None = None) -> Classifier:
+    """Load a trained classifier; if `cfg` is given, its network must be the checkpoint's."""
+    ckpt = check_same_model(Path(checkpoint), cfg) if cfg is not None else read_run_checkpoint(checkpoint)
+    module = Classifier(**ckpt["hyper_parameters"], init_encoders=False)  # the checkpoint holds every weight
     missing, unexpected = module.load_state_dict(ckpt["state_dict"], strict=False)
     if missing or unexpected:
         raise DataError(checkpoint, f"weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
     return module.eval()
 
 
+def resolve_device(device: str | None) -> torch.device:
+    """`--device` as a torch.device; a clear error for a bad name or a GPU that is not there."""
+    name = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device {name!r}: expected cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA GPU is available here (use --device cpu)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return dev
+
+
 @torch.no_grad()
-def predict_scores(module: MGClassifier, dm: MGDataModule, split: str, num_clips: int, device: torch.device) -> ScoreTable:
-    module.to(device)
+def predict_scores(module: Classifier, dm: MGDataModule, split: str, num_clips: int,
+                   device: torch.device) -> dict[str, ScoreTable]:
+    """Scores of every clip of `split`, per task: {task name: ScoreTable} (labels from the file, -1 unknown)."""
     clips = dm.clips(split)
-    scores, labels = [], []
+    if not clips:
+        raise DataError(dm.annotation_path, f"split {split!r} has no clips: nothing to score")
+    module.to(device)
+    outputs: dict[str, list[torch.Tensor]] = {t.name: [] for t in module.tasks}
     for batch in dm.eval_dataloader(split, num_clips):
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-        scores.append(module(batch).float().cpu())
-        labels.append(batch["label"].cpu())
-    return ScoreTable(
-        sample_ids=[c["frame_dir"] for c in clips],
-        labels=torch.cat(labels).numpy().astype(np.int64),
-        scores=torch.cat(scores).numpy().astype(np.float32),
-        source=None,
-    )
+        for task, logits in module(batch).items():
+            outputs[task].append(logits.float().cpu())
+    ids = [c["frame_dir"] for c in clips]
+    return {
+        t.name: ScoreTable(ids, np.array([int(c.get(t.target, -1)) for c in clips], dtype=np.int64),
+                           torch.cat(outputs[t.name]).numpy().astype(np.float32), None)
+        for t in module.tasks
+    }
 
 
 def evaluate(
@@ -168,24 +267,34 @@ def evaluate(
 ) -> dict[str, Any]:
     """Score a split: metrics.json, scores.csv (for `fuse`) and confusion_matrix.png in out_dir."""
     out_dir = Path(out_dir)
+    dev = resolve_device(device)
     module = load_module(checkpoint, cfg)
-    dm = MGDataModule.for_experiment(cfg)
-    dm.prepare_data()
+    dm = scoring_data(cfg, module)
     split = split or cfg.data.test_split
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    table = predict_scores(module, dm, split, num_clips or cfg.data.test_clips, dev)
-    return write_evaluation(table, out_dir, dm.class_names, extra={"split": split, "checkpoint": str(checkpoint)})
+    tables = predict_scores(module, dm, split, num_clips or cfg.data.test_clips, dev)
+    videos = {c["frame_dir"]: int(c.get("video_id", -1)) for c in dm.clips(split)}
+    return write_evaluation(tables, out_dir, dm.class_names, videos,
+                            extra={"split": split, "checkpoint": str(checkpoint)})
 
 
-def write_evaluation(table: ScoreTable, out_dir: Path, class_names: list[str], extra: dict | None = None) -> dict[str, Any]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_scores(out_dir / "scores.csv", table)
-    labelled = table.labels >= 0
-    if not labelled.any():
-        raise DataError(out_dir, "no labelled samples in this split: nothing to evaluate (use `predict`)")
-    metrics = classification_metrics(table.scores[labelled], table.labels[labelled], class_names=class_names)
-    metrics.update(extra or {})
-    write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
-    cm = confusion_matrix(table.labels[labelled], table.scores[labelled].argmax(1), len(class_names))
-    plot_confusion_matrix(cm, class_names, out_dir / "confusion_matrix.png")
-    return metrics
+def scoring_data(cfg: ExperimentConfig, module: Classifier, annotations: str | Path | None = None) -> MGDataModule:
+    """The data a trained model scores: the cache it was trained on when that fits, else raw clips.
+
+    A fusion trained on cached tokens scores any other annotation file from raw clips: its
+    encoders come from the runs its config names (`model.streams.*.checkpoint`).
+    """
+    data = cfg.data if annotations is None else replace(cfg.data, annotations=str(annotations), synthetic=None)
+    cfg = replace(cfg, data=data)
+    if cfg.data.cache is None or module.model.encoders is not None:
+        return data_module(cfg, cached=False)
+    dm = data_module(cfg, cached=True)
+    dm.load()
+    try:
+        dm.token_cache()
+        return dm
+    except DataError:
+        pass
+    from microgesture.train.extract import attach_encoders
+
+    attach_encoders(module, cfg)
+    return data_module(replace(cfg, data=replace(cfg.data, cache=None)), cached=False)

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from microgesture.data.layouts import MIGA35
+from microgesture.domain.layouts import MIGA35
 
 SIDES = ("r", "l")
 SIDE_SIGN = {"r": -1.0, "l": 1.0}

@@ -20,9 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from microgesture.data import miga
-from microgesture.data.classes import NUM_CLASSES, raw_from_class_index
-from microgesture.data.layouts import BODY25_LOWER
+from microgesture.data.formats import miga
+from microgesture.domain.classes import NUM_CLASSES, raw_from_class_index
+from microgesture.domain.layouts import BODY25_LOWER
 from microgesture.data.synth import body, motions, render
 from microgesture.data.synth.schedule import DETECTOR, LOOK, SUBJECT, VIDEO, VideoPlan, plan_dataset, rng_for
 from microgesture.errors import ConfigError, DataError

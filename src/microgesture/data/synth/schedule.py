@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from microgesture.data.classes import IMIGUE_CLASS_SHARES, NUM_CLASSES
+from microgesture.domain.classes import IMIGUE_CLASS_SHARES, NUM_CLASSES
 from microgesture.data.synth.motions import MOTIONS
 
 TEMPER = 0.5

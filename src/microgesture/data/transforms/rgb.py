@@ -25,11 +25,6 @@ import numpy as np
 from microgesture.data.video import read_frames, video_info
 from microgesture.errors import ConfigError, DataError
 
-# Kinetics-400 statistics (x in [0, 1]); the same values as models/mvit.py, kept here so that
-# data loading does not import torchvision.
-KINETICS_MEAN: tuple[float, float, float] = (0.45, 0.45, 0.45)
-KINETICS_STD: tuple[float, float, float] = (0.225, 0.225, 0.225)
-
 
 def rgb_frame_indices(frame_inds: np.ndarray, num_frames: int) -> np.ndarray:
     """`num_frames` of the skeleton's sampled frames along the last axis, in order.
@@ -118,8 +113,8 @@ def load_rgb_clip(
     train: bool,
     flipped: bool = False,
     rng: np.random.Generator | None = None,
-    mean: Sequence[float] = KINETICS_MEAN,
-    std: Sequence[float] = KINETICS_STD,
+    mean: Sequence[float],
+    std: Sequence[float],
     name: str | None = None,
 ) -> np.ndarray:
     """Decode, resize, crop, flip and normalise one clip's frames.
@@ -150,32 +145,46 @@ def load_rgb_clip(
 
 
 @dataclass(frozen=True)
-class RGBClip:
-    """Adds `rgb` to a sample that went through the skeleton pipeline (see module doc).
+class VideoFile:
+    """Writes `video_file`: the clip's `video_path` made absolute (relative paths are under `root`)."""
 
-    Called as ``RGBClip(...)(sample, rng, video_path)`` after `UniformSample` (and `RandomFlip`,
-    whose `flipped` it follows); uses `frame_inds`, `start_frame` and `frame_dir` of the sample.
+    root: str | None = None
+
+    def __call__(self, sample: dict[str, Any], rng: np.random.Generator | None = None) -> dict[str, Any]:
+        path = sample.get("video_path")
+        if path is not None and self.root is not None and not Path(path).is_absolute():
+            path = Path(self.root) / path
+        sample["video_file"] = None if path is None else str(path)
+        return sample
+
+
+@dataclass(frozen=True)
+class RGBClip:
+    """Adds `rgb` (and `rgb_frame_inds`) to a sample that went through temporal sampling.
+
+    Uses `frame_inds` (UniformSample), `flipped` (RandomFlip), `start_frame`, `frame_dir` and
+    `video_file` (VideoFile). `mean`/`std` are the encoder's input normalisation (its InputSpec).
     """
 
     size: int
     num_frames: int
     train: bool
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
     resize: int | None = None
-    mean: tuple[float, float, float] = KINETICS_MEAN
-    std: tuple[float, float, float] = KINETICS_STD
 
     def __post_init__(self) -> None:
         resize = round(self.size * 8 / 7) if self.resize is None else self.resize
         if int(self.size) < 1 or int(self.num_frames) < 1 or resize < self.size:
             raise ConfigError(f"RGBClip: need size >= 1, num_frames >= 1 and resize >= size; got {self}")
 
-    def __call__(self, sample: dict[str, Any], rng: np.random.Generator | None,
-                 video_path: str | Path | None) -> dict[str, Any]:
+    def __call__(self, sample: dict[str, Any], rng: np.random.Generator | None = None) -> dict[str, Any]:
         if "frame_inds" not in sample:
             raise ConfigError("RGBClip needs sample['frame_inds']: run UniformSample (the skeleton pipeline) first")
         inds = rgb_frame_indices(sample["frame_inds"], self.num_frames)
+        video = sample.get("video_file", sample.get("video_path"))
         sample["rgb"] = load_rgb_clip(
-            video_path, int(sample.get("start_frame", 0)), inds, size=self.size, resize=self.resize,
+            video, int(sample.get("start_frame", 0)), inds, size=self.size, resize=self.resize,
             train=self.train, flipped=bool(sample.get("flipped", False)), rng=rng, mean=self.mean, std=self.std,
             name=sample.get("frame_dir"),
         )

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from microgesture.data.annotations import select, summarize
-from microgesture.data.classes import IMIGUE_CLASSES
+from microgesture.data.formats.annotations import select, summarize
+from microgesture.domain.classes import IMIGUE_CLASSES
 
 
 def format_summary(data: dict[str, Any]) -> str:

@@ -3,44 +3,26 @@
 A video's folder holds `<vid>_<frame:012d>_keypoints.json`, each with `people`, a list of
 persons carrying `pose_keypoints_2d` (BODY_25, 75 values) and `hand_left_keypoints_2d` /
 `hand_right_keypoints_2d` (21 points, 63 values each) as flat (x, y, confidence) triples.
-We read them into [T, 67, 3] in the `openpose67` layout (BODY_25, right hand, left hand) and
-derive `miga35` (BODY_25 + right fingertips + left fingertips, hand points 4, 8, 12, 16, 20).
+We read them into [T, 67, 3] in the `openpose67` layout (BODY_25, right hand, left hand); the
+declared layout conversions (domain/layouts.py) give `miga35`, `imigue22` or `coco17`.
 """
 
 from __future__ import annotations
 
-import csv
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from microgesture.data.classes import class_index_from_raw
-from microgesture.data.layouts import HAND_FINGERTIPS, MIGA35, OPENPOSE67, convert
-from microgesture.data.miga import (
-    LabelRow,
-    build_clips,
-    finish_import,
-    parse_emotion,
-    parse_int,
-    relative_video_path,
-    resolve_img_shape,
-    save_import,
-    shape_notes,
-    to_target_layout,
-)
-from microgesture.data.splits import check_protocol
+from microgesture.data.formats.imigue_table import label_rows, read_label_table, video_table
+from microgesture.data.formats.importing import VideoSource, finish_import, import_videos, save_import, to_target_layout
+from microgesture.domain.layouts import OPENPOSE67, convert_rows
+from microgesture.domain.protocols import check_protocol
 from microgesture.errors import ConfigError, DataError
 
 FRAME_FILE = re.compile(r"^(?P<video>.+)_(?P<frame>\d{12})_keypoints\.json$")
 _PARTS = (("pose_keypoints_2d", 25), ("hand_right_keypoints_2d", 21), ("hand_left_keypoints_2d", 21))
-# openpose67 -> miga35: the body, then each hand's five fingertips (right hand first).
-MIGA35_FROM_OPENPOSE67: tuple[int, ...] = (
-    tuple(range(25)) + tuple(25 + t for t in HAND_FINGERTIPS) + tuple(46 + t for t in HAND_FINGERTIPS)
-)
-TABLE_REQUIRED = ("video_id", "start_frame", "end_frame", "class")
 
 
 def _person_joints(person: object, path: Path, index: int) -> np.ndarray:
@@ -153,86 +135,6 @@ def read_openpose_folder(
     return int(video_id), frames, joints, stats
 
 
-def openpose67_to_miga35(joints: np.ndarray) -> np.ndarray:
-    """[..., 67, C] -> [..., 35, C]: BODY_25, right fingertips, left fingertips."""
-    return joints[..., list(MIGA35_FROM_OPENPOSE67), :]
-
-
-@dataclass(frozen=True)
-class TableRow:
-    """One row of the iMiGUE master label table (frames inclusive)."""
-
-    line: int
-    video_id: int
-    start: int
-    end: int
-    raw: int
-    label: int
-    subject_id: int
-    emotion: int
-
-
-def read_label_table(path: str | Path) -> list[TableRow]:
-    """Rows of the iMiGUE master table (`labels_*.csv`: video_id,label_id,start_time,start_frame,
-    end_time,end_frame,class,subject_id,subject_gender,subject_nationality,win_or_lose).
-
-    `video_id`, `start_frame`, `end_frame` and `class` are required; a missing subject or
-    win_or_lose column (or empty cell) gives -1.
-    """
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8-sig").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DataError(path, f"cannot read the label table ({type(exc).__name__}: {exc})") from None
-    reader = csv.DictReader(lines)
-    header = [h.strip() for h in reader.fieldnames or []]
-    missing = [c for c in TABLE_REQUIRED if c not in header]
-    if missing:
-        raise DataError(path, f"header lacks {', '.join(missing)}; expected {', '.join(TABLE_REQUIRED)}, ...", "line 1")
-    rows = []
-    for line_no, record in enumerate(reader, 2):
-        if None in record:
-            count = len(header) + len(record[None])
-            raise DataError(path, f"{count} columns, header has {len(header)}", f"line {line_no}")
-        rec = {str(k).strip(): (v or "").strip() for k, v in record.items()}
-        if not any(rec.values()):
-            continue
-        ints = {}
-        for col in ("video_id", "start_frame", "end_frame", "class", "subject_id"):
-            value = parse_int(rec.get(col) or ("-1" if col == "subject_id" else ""))
-            if value is None:
-                raise DataError(path, f"{rec.get(col)!r} is not an integer", f"line {line_no}, {col}")
-            ints[col] = value
-        try:
-            label = class_index_from_raw(ints["class"])
-        except ValueError as exc:
-            raise DataError(path, str(exc), f"line {line_no}, class") from None
-        if not 0 <= ints["start_frame"] <= ints["end_frame"]:
-            raise DataError(path, f"frames {ints['start_frame']}..{ints['end_frame']}: expected 0 <= start <= end",
-                            f"line {line_no}")
-        emotion = parse_emotion(path, line_no, "win_or_lose", rec.get("win_or_lose", ""))
-        rows.append(TableRow(line_no, ints["video_id"], ints["start_frame"], ints["end_frame"], ints["class"],
-                             label, ints["subject_id"], emotion))
-    return rows
-
-
-def video_table(rows: list[TableRow]) -> dict[int, tuple[int, int]]:
-    """`video_id -> (subject_id, emotion)`; they must agree across a video's rows."""
-    table: dict[int, tuple[int, int]] = {}
-    for r in rows:
-        old = table.setdefault(r.video_id, (r.subject_id, r.emotion))
-        if old != (r.subject_id, r.emotion):
-            raise DataError(None, f"video {r.video_id}: subject/emotion {r.subject_id}/{r.emotion} at line {r.line} "
-                                  f"disagrees with {old[0]}/{old[1]} on an earlier row")
-    return table
-
-
-def label_rows(rows: list[TableRow], video_id: int) -> list[LabelRow]:
-    """A video's rows as LabelRows, numbered 0.. in table order (the MiGA `<vid>_<row>` names)."""
-    mine = [r for r in rows if r.video_id == video_id]
-    return [LabelRow(i, r.line, r.raw, r.label, r.start, r.end) for i, r in enumerate(mine)]
-
-
 def _video_dirs(json_dir: Path) -> list[Path]:
     if not json_dir.is_dir():
         raise DataError(json_dir, "not a folder of OpenPose JSON files")
@@ -266,8 +168,8 @@ def import_openpose(
     videos_dir: str | Path | None = None,
     out_path: str | Path | None = None,
     skip_unusable: bool = True,
-) -> tuple[list[dict], dict[str, list[str]], dict]:
-    """OpenPose JSON folder(s) + the iMiGUE label table -> `(clips, split, meta)` like `import_miga`.
+) -> tuple[list[dict], dict[str, list[str]], dict, list[dict]]:
+    """OpenPose JSON folder(s) + the iMiGUE label table -> `(clips, split, meta, videos)` like `import_miga`.
 
     `json_dir` is one video's folder or a folder of per-video sub-folders. Clips are named
     `<vid:04d>_<k>` with k the row's 0-based position among the video's rows in the table.
@@ -279,44 +181,35 @@ def import_openpose(
     """
     protocol = check_protocol(protocol or "imigue-xsub")
     json_dir = Path(json_dir)
-    target = to_target_layout(layout, ("miga35", "openpose67"))
+    target = to_target_layout(layout, ("openpose67",))
     dirs = _video_dirs(json_dir)
     if video_id is not None and len(dirs) > 1:
         raise ConfigError(f"video_id={video_id} is only for a single video's folder; {json_dir} has {len(dirs)}")
     table = read_label_table(labels_csv)
-    people = video_table(table)
-    clips, skipped, filled, shapes, stats = [], [], 0, {}, {}
+    people = video_table(table, labels_csv)
+    sources, missing, stats = [], [], {}
     for folder in dirs:
         vid, frames, joints, stats[folder.name] = read_openpose_folder(folder, video_id if len(dirs) == 1 else None)
         rows = label_rows(table, vid)
         if not rows:
-            skipped.append(f"video {vid} ({folder}): no rows in {labels_csv}")
+            missing.append(f"video {vid} ({folder}): no rows in {labels_csv}")
             continue
-        if target.name != "openpose67":
-            joints = convert(openpose67_to_miga35(joints), MIGA35, target)
         video = _find_video(Path(videos_dir) if videos_dir else None, vid)
-        shape, source = resolve_img_shape(img_shape, None, video)
-        shapes[source] = shapes.get(source, 0) + 1
-        subject, emotion = people[vid]
-        new, skip, fill = build_clips(
-            rows, frames, joints, video_id=vid, layout=target.name, img_shape=shape, subject_id=subject,
-            emotion=emotion, video_path=relative_video_path(video, out_path), label_file=Path(labels_csv),
-            skeleton_file=folder, skip_unusable=skip_unusable,
-        )
-        clips += new
-        skipped += skip
-        filled += fill
+        sources.append(VideoSource(vid, rows, frames, convert_rows(joints, OPENPOSE67, target), Path(labels_csv),
+                                   folder, "openpose_json", video=video))
+    collected = import_videos(sources, layout=target.name, people=people, img_shape=img_shape, out_path=out_path,
+                              skip_unusable=skip_unusable)
+    collected.skipped[:0] = missing
     meta = {
         "source": str(json_dir), "labels_table": str(labels_csv), "importer": "openpose", "layout": target.name,
-        "videos": len(dirs), "img_shape_sources": shapes, "zero_filled_frames": filled, "frame_stats": stats,
-        "notes": shape_notes(shapes),
+        "videos": len(dirs), "frame_stats": stats,
     }
-    return finish_import(clips, protocol=protocol, val_fraction=val_fraction, seed=seed, meta=meta, skipped=skipped)
+    return finish_import(collected, protocol=protocol, val_fraction=val_fraction, seed=seed, meta=meta)
 
 
 def import_openpose_to_file(json_dir: str | Path, labels_csv: str | Path, out_path: str | Path, **kwargs) -> dict:
     """`import_openpose`, then save atomically (a failed import or save leaves any old file untouched).
 
-    Returns `{'split', 'annotations', 'meta'}` as `annotations.load_annotations` would.
+    Returns `{'split', 'annotations', 'videos', 'meta'}` as `annotations.load_annotations` would.
     """
     return save_import(out_path, *import_openpose(json_dir, labels_csv, out_path=out_path, **kwargs))

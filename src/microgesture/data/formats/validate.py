@@ -8,15 +8,22 @@ An empty list means the data is clean.
 
 from __future__ import annotations
 
-import pickle
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from microgesture.data import miga
-from microgesture.data.annotations import clip_problems, dataset_problems, resolve_video_path
+from microgesture.data.formats import miga
+from microgesture.data.formats.annotations import (
+    clip_problems,
+    dataset_problems,
+    read_annotation_pickle,
+    resolve_video_path,
+)
+from microgesture.data.formats.imigue_table import parse_label_table, parse_videos_csv, video_table
+from microgesture.data.formats.importing import slice_frames
+from microgesture.data.video import video_info
 from microgesture.errors import DataError
 
 # Keypoints further than this beyond img_shape suggest (w, h) written as (h, w).
@@ -28,9 +35,11 @@ class Problem:
     file: str
     where: str  # line / frame / field, or "" for the whole file
     message: str
+    warning: bool = False  # worth a look, but import and training work
 
     def __str__(self) -> str:
-        return ": ".join(part for part in (self.file, self.where, self.message) if part)
+        text = ": ".join(part for part in (self.file, self.where, self.message) if part)
+        return f"warning: {text}" if self.warning else text
 
 
 def validate_path(path: str | Path) -> list[Problem]:
@@ -48,6 +57,8 @@ def validate_path(path: str | Path) -> list[Problem]:
         return _issues(path, miga.parse_labels(path)[1])
     if path.name.endswith("_light_hand.csv"):
         return _issues(path, miga.parse_skeleton(path)[2])
+    if path.name == "videos.csv":
+        return _issues(path, parse_videos_csv(path)[1])
     if path.suffix == ".csv":
         return _validate_label_table(path)
     return [Problem(str(path), "", "unknown kind of file: expected a MiGA folder, a .pkl annotation file, "
@@ -68,6 +79,9 @@ def validate_miga_folder(root: str | Path) -> list[Problem]:
     except DataError as exc:
         return [_from_error(exc)]
     problems: list[Problem] = []
+    videos_csv = Path(root) / "videos.csv"
+    if videos_csv.is_file():
+        problems += _issues(videos_csv, parse_videos_csv(videos_csv)[1])
     for _, folder in folders:
         problems += _validate_video(folder)
     return problems
@@ -78,6 +92,9 @@ def _validate_video(folder: Path) -> list[Problem]:
     rows, label_issues = miga.parse_labels(label_file)
     frames, joints, skeleton_issues = miga.parse_skeleton(skeleton_file)
     problems = _issues(label_file, label_issues) + _issues(skeleton_file, skeleton_issues)
+    if label_file.is_file() and not rows and not label_issues:
+        problems.append(Problem(str(label_file), "", "no label rows: this video adds no clips", warning=True))
+    problems += _duplicate_rows(label_file, rows)
     if not skeleton_file.is_file() or not len(frames):
         return problems
     for row in rows:
@@ -86,7 +103,7 @@ def _validate_video(folder: Path) -> list[Problem]:
             problems.append(Problem(str(label_file), where, f"frames {row.start}..{row.end} are outside the "
                                     f"skeleton's frames {frames[0]}..{frames[-1]} in {skeleton_file.name}"))
             continue
-        seg, missing = miga.slice_frames(frames, joints, row.start, row.end)
+        seg, missing = slice_frames(frames, joints, row.start, row.end)
         if missing and not skeleton_issues:  # dropped malformed rows would show up here again
             message = f"{missing} of the {len(seg)} frames {row.start}..{row.end} have no row in {skeleton_file.name}"
             problems.append(Problem(str(label_file), where, message))
@@ -98,9 +115,24 @@ def _validate_video(folder: Path) -> list[Problem]:
     return problems
 
 
+def _duplicate_rows(label_file: Path, rows) -> list[Problem]:
+    """A warning for each label row that repeats or overlaps an earlier one (same class or not)."""
+    problems = []
+    ordered = sorted(rows, key=lambda r: (r.start, r.end))
+    for prev, row in zip(ordered, ordered[1:]):
+        if row.start > prev.end:
+            continue
+        kind = "repeats" if (row.raw, row.start, row.end) == (prev.raw, prev.start, prev.end) else "overlaps"
+        first, second = sorted((prev, row), key=lambda r: r.line)
+        problems.append(Problem(str(label_file), f"line {second.line}",
+                                f"{second.raw},{second.start},{second.end} {kind} line {first.line} "
+                                f"({first.raw},{first.start},{first.end})", warning=True))
+    return problems
+
+
 def _check_video_length(video: Path, skeleton_file: Path, rows: int) -> list[Problem]:
     try:
-        count = miga.video_header(video)[0]
+        count = video_info(video).num_frames
     except DataError as exc:
         return [_from_error(exc)]
     if count != rows:
@@ -109,23 +141,24 @@ def _check_video_length(video: Path, skeleton_file: Path, rows: int) -> list[Pro
 
 
 def _validate_label_table(path: Path) -> list[Problem]:
-    from microgesture.data.openpose import read_label_table, video_table  # lazy: only for label tables
-
+    rows, issues = parse_label_table(path)
+    problems = _issues(path, issues)
     try:
-        video_table(read_label_table(path))
+        video_table(rows, path)
     except DataError as exc:
-        problem = _from_error(exc)
-        return [Problem(problem.file or str(path), problem.where, problem.message)]
-    return []
+        problems.append(_from_error(exc))
+    return problems
 
 
 def _validate_openpose(folder: Path) -> list[Problem]:
-    from microgesture.data.openpose import read_openpose_folder  # lazy: only for JSON folders
+    from microgesture.data.formats.openpose import read_openpose_folder  # lazy: only for JSON folders
 
     try:
-        read_openpose_folder(folder)
+        _, _, joints, stats = read_openpose_folder(folder)
     except DataError as exc:
         return [_from_error(exc)]
+    if not np.any(joints[..., 2] > 0):
+        return [Problem(str(folder), "", f"no person detected in any of its {stats['frames']} frames")]
     return []
 
 
@@ -133,10 +166,9 @@ def validate_annotation_file(path: str | Path) -> list[Problem]:
     """`annotations.dataset_problems`, plus frame ranges and img_shape against each clip's video."""
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
-            data = pickle.load(fh)
-    except Exception as exc:  # pickle raises many types on foreign or truncated files
-        return [Problem(str(path), "", f"not a readable annotation pickle ({type(exc).__name__}: {exc})")]
+        data = read_annotation_pickle(path)
+    except DataError as exc:
+        return [_from_error(exc)]
     problems = []
     for text in dataset_problems(data):
         where, _, message = text.partition(": ")
@@ -144,7 +176,7 @@ def validate_annotation_file(path: str | Path) -> list[Problem]:
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         return problems
     meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
-    data_here = {**data, "meta": {**meta, "path": str(path)}}
+    data_here = {**data, "meta": {**meta, "path": str(path), "video_root": str(path.parent)}}
     headers: dict[Path, Any] = {}
     for i, clip in enumerate(data["annotations"]):
         if clip_problems(clip):  # already reported; the checks below need a well-formed clip
@@ -173,7 +205,8 @@ def _clip_range_problems(data: dict, clip: dict, headers: dict) -> list[str]:
         return problems + [f"video_path: {video} not found"]
     if video not in headers:
         try:
-            headers[video] = miga.video_header(video)
+            info = video_info(video)
+            headers[video] = (info.num_frames, (info.height, info.width))
         except DataError as exc:
             headers[video] = exc
     header = headers[video]

@@ -24,6 +24,30 @@ def _type_name(tp: Any) -> str:
     return getattr(tp, "__name__", str(tp))
 
 
+def _tag_field(options: tuple) -> str | None:
+    """The field that tells a union of dataclasses apart (a Literal field every option has), if any."""
+    classes = [o for o in options if o is not type(None)]
+    if len(classes) < 2 or not all(dataclasses.is_dataclass(c) for c in classes):
+        return None
+    common = set.intersection(*(set(typing.get_type_hints(c)) for c in classes))
+    for name in sorted(common):
+        if all(typing.get_origin(typing.get_type_hints(c)[name]) is Literal for c in classes):
+            return name
+    return None
+
+
+def _convert_tagged(value: Any, options: tuple, tag: str, key: str) -> Any:
+    """A union of dataclasses told apart by the Literal field `tag` (e.g. `encoder: agcn`)."""
+    classes = {typing.get_args(typing.get_type_hints(c)[tag])[0]: c for c in options if c is not type(None)}
+    if not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a mapping of keys, got {value!r}")
+    if tag not in value:
+        raise ConfigError(f"{key}.{tag}: required key is missing (one of {' | '.join(map(repr, classes))})")
+    if value[tag] not in classes:
+        raise ConfigError(f"{key}.{tag}: {value[tag]!r} is not one of {' | '.join(map(repr, classes))}")
+    return from_dict(classes[value[tag]], value, key)
+
+
 def _convert(value: Any, tp: Any, key: str) -> Any:
     """Check and convert one YAML value to the annotated type, or raise ConfigError naming `key`."""
     origin = typing.get_origin(tp)
@@ -31,6 +55,9 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         options = typing.get_args(tp)
         if value is None and type(None) in options:
             return None
+        tag = _tag_field(options)
+        if tag is not None:
+            return _convert_tagged(value, options, tag, key)
         errors = []
         for option in options:
             if option is type(None):
@@ -55,6 +82,11 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
         item = args[0] if args else Any
         out = [_convert(v, item, f"{key}[{i}]") for i, v in enumerate(value)]
         return tuple(out) if origin is tuple else out
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        key_type, item = typing.get_args(tp) or (str, Any)
+        return {_convert(k, key_type, f"{key}"): _convert(v, item, f"{key}.{k}") for k, v in value.items()}
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, key)
     if tp is Any:
@@ -113,6 +145,8 @@ def to_dict(obj: Any) -> Any:
     """A dataclass tree as plain YAML-able values."""
     if dataclasses.is_dataclass(obj):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, dict):
+        return {k: to_dict(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
         return [to_dict(v) for v in obj]
     return obj

@@ -11,9 +11,8 @@ import json
 import time
 from pathlib import Path
 
-from microgesture.config import from_dict
-from microgesture.data.annotations import load_annotations
-from microgesture.data.summary import format_summary
+from microgesture.data.formats.annotations import load_annotations
+from microgesture.data.formats.summary import format_summary
 from microgesture.eval.metrics import confusion_matrix
 from microgesture.eval.plots import plot_confusion_matrix
 from microgesture.eval.report import format_metrics, fusion_metrics
@@ -21,6 +20,7 @@ from microgesture.eval.scores import read_scores
 from microgesture.train.config import ExperimentConfig
 from microgesture.train.datamodule import synthetic_annotations
 from microgesture.train.run import LAST, evaluate, fit
+from microgesture.typed_config import from_dict
 from microgesture.utils.io import write_text
 
 # As configs/synthetic/agcn_*.yaml: a quarter of the published width, 16 epochs, so both streams
@@ -37,9 +37,9 @@ def demo_config(stream: str, data_root: Path, epochs: int, seed: int, **syntheti
             "synthetic": {"root": str(data_root), "seed": seed, "video": True, **synthetic},
             "num_frames": 32, "batch_size": 16,
         },
-        "model": {"arch": "skeleton", "skeleton": {"stream": stream, "base_channels": DEMO_WIDTH, "dropout": 0.1}},
+        "model": {"streams": {stream: {"encoder": "agcn", "base_channels": DEMO_WIDTH, "dropout": 0.1}}},
         "optim": {"lr": 0.05, "warmup_epochs": 1},
-        "trainer": {"max_epochs": epochs, "seed": seed, "accelerator": "auto", "devices": 1},
+        "trainer": {"max_epochs": epochs, "seed": seed, "accelerator": "auto", "devices": 1, "progress_bar": False},
     })
 
 
@@ -77,7 +77,7 @@ def run_demo(out: str | Path, *, epochs: int | None = None, seed: int = 0, **syn
 
 
 def _plot_fused_confusion(out: Path) -> None:
-    from microgesture.data.classes import IMIGUE_CLASSES
+    from microgesture.domain.classes import IMIGUE_CLASSES
 
     table = read_scores(out / "scores_fused.csv")
     cm = confusion_matrix(table.labels, table.scores.argmax(1), len(IMIGUE_CLASSES))

@@ -1,0 +1,1 @@
+"""Workflows that orchestrate training and evaluation: the demo, predictions, own-video analysis."""

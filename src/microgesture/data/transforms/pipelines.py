@@ -1,0 +1,112 @@
+"""Standard pipelines (presets, as torchvision's reference presets): the transforms that make a
+sample's named modalities, composed in order.
+
+    UniformSample -> SelectLayout -> Normalize -> [RandomFlip -> RandomAffine when training]
+      -> FormatStream per skeleton modality (joint, bone, joint_motion, bone_motion)
+      -> VideoFile -> RGBClip (rgb, from the skeleton's sampled frames)
+
+Sampling comes first so the statistics of Normalize describe the frames the network sees, and
+the work is done on few frames; the augmentations act in the neck-centred, shoulder-width frame;
+every modality is made from the same sampled (and flipped) frames, so they stay aligned.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from microgesture.data.transforms.core import Compose, Transform
+from microgesture.data.transforms.features import FormatStream
+from microgesture.data.transforms.geometry import Normalize, RandomAffine, RandomFlip, SelectLayout
+from microgesture.data.transforms.rgb import RGBClip, VideoFile
+from microgesture.data.transforms.sampling import UniformSample
+from microgesture.domain.modalities import MODALITIES
+from microgesture.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Augment:
+    flip_p: float = 0.5
+    rotate_deg: float = 10.0
+    scale: tuple[float, float] = (0.9, 1.1)
+    shift: float = 0.1
+
+
+@dataclass(frozen=True)
+class VideoInput:
+    """How a video modality is loaded: frames, crop size, short side before cropping, normalisation."""
+
+    num_frames: int
+    size: int
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    resize: int | None = None
+
+
+def skeleton_steps(*, layout: str, num_frames: int, train: bool, num_clips: int = 1,
+                   augment: Augment = Augment()) -> list[Transform]:
+    """UniformSample -> SelectLayout -> Normalize -> [RandomFlip -> RandomAffine].
+
+    The augmentations are used only when `train` and left out when they would do nothing
+    (flip_p 0; rotate_deg 0 with scale (1, 1) and shift 0).
+    """
+    steps: list[Transform] = [
+        UniformSample(num_frames, "train" if train else "test", num_clips),
+        SelectLayout(layout),
+        Normalize(),
+    ]
+    a = augment
+    if train and a.flip_p > 0:
+        steps.append(RandomFlip(a.flip_p))
+    if train and (a.rotate_deg > 0 or tuple(a.scale) != (1.0, 1.0) or a.shift > 0):
+        steps.append(RandomAffine(a.rotate_deg, tuple(a.scale), a.shift))
+    return steps
+
+
+def build_pipeline(
+    modalities: Sequence[str],
+    *,
+    layout: str,
+    num_frames: int,
+    train: bool,
+    num_clips: int = 1,
+    augment: Augment = Augment(),
+    video: Mapping[str, VideoInput] | None = None,
+    video_root: str | None = None,
+    with_score: bool = True,
+) -> Compose:
+    """The pipeline that makes each of `modalities` (see module doc); `video` gives each video modality's input."""
+    unknown = [m for m in modalities if m not in MODALITIES]
+    if unknown:
+        raise ConfigError(f"unknown modality {unknown[0]!r}; known: {', '.join(MODALITIES)}")
+    steps = skeleton_steps(layout=layout, num_frames=num_frames, train=train, num_clips=num_clips, augment=augment)
+    steps += [FormatStream(m, with_score) for m in modalities if MODALITIES[m] == "skeleton"]
+    for m in (m for m in modalities if MODALITIES[m] == "video"):
+        spec = (video or {}).get(m)
+        if spec is None:
+            raise ConfigError(f"modality {m!r} is video: say how to load it (frames, size, normalisation)")
+        steps += [VideoFile(video_root), RGBClip(spec.size, spec.num_frames, train, tuple(spec.mean),
+                                                  tuple(spec.std), spec.resize)]
+    return Compose(steps)
+
+
+def skeleton_pipeline(
+    *,
+    layout: str,
+    num_frames: int,
+    stream: str = "joint",
+    train: bool,
+    num_clips: int = 1,
+    flip_p: float = 0.5,
+    rotate_deg: float = 10.0,
+    scale: tuple[float, float] = (0.9, 1.1),
+    shift: float = 0.1,
+    with_score: bool = True,
+) -> Compose:
+    """One skeleton stream (`sample[stream]`): the skeleton steps, then FormatStream(stream).
+
+    Call the result as ``pipeline(clip, rng)``; a test pipeline needs no rng.
+    """
+    augment = Augment(flip_p, rotate_deg, tuple(scale), shift)
+    return build_pipeline([stream], layout=layout, num_frames=num_frames, train=train, num_clips=num_clips,
+                          augment=augment, with_score=with_score)

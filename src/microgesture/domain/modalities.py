@@ -1,0 +1,16 @@
+"""Modalities by name: what a sample can carry and what kind of input each one is.
+
+A model config names the modalities its streams read; the data pipeline makes each named one
+(data/transforms/pipelines.py) and an encoder whose input spec has the same kind reads it.
+"""
+
+from __future__ import annotations
+
+MODALITIES: dict[str, str] = {
+    "joint": "skeleton",  # joint coordinates (+ confidence)
+    "bone": "skeleton",  # joint - parent
+    "joint_motion": "skeleton",  # joint(t + 1) - joint(t)
+    "bone_motion": "skeleton",
+    "rgb": "video",  # frames at the skeleton's sampled instants
+}
+SKELETON_STREAMS: tuple[str, ...] = tuple(m for m, kind in MODALITIES.items() if kind == "skeleton")
