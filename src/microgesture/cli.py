@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 
 from microgesture.errors import MicrogestureError
@@ -18,6 +19,16 @@ def _pair(text: str) -> tuple[int, int]:
     if a <= 0 or b <= 0:
         raise argparse.ArgumentTypeError(f"{text!r}: sizes must be positive")
     return a, b
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be at least 1")
+    return value
 
 
 # -- data -------------------------------------------------------------------------------------
@@ -137,13 +148,7 @@ def cmd_demo(a: argparse.Namespace) -> None:
 
 
 # -- parser -----------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="microgesture",
-        description="Micro-gesture recognition and behaviour-based emotion prediction from video and skeletons.",
-    )
-    sub = p.add_subparsers(dest="command", required=True)
-
+def _data_commands(sub) -> None:
     data = sub.add_parser("data", help="create, import, check and summarise datasets")
     dsub = data.add_subparsers(dest="data_command", required=True)
 
@@ -166,7 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
                              "our synthetic data, else imigue-xsub)")
     common.add_argument("--val-fraction", type=float, default=0.2, help="share of training subjects kept for validation")
     common.add_argument("--seed", type=int, default=0)
-    common.add_argument("--layout", default="miga35", choices=["miga35", "imigue22"])
+    common.add_argument("--layout", default="miga35",
+                        help="joint layout of the clips: miga35, imigue22, coco17, ntu25 (openpose: also openpose67)")
     common.add_argument("--img-shape", type=_pair, default=None, help="frame size HEIGHTxWIDTH when no video says it")
     m = isub.add_parser("miga", parents=[common], help="MiGA per-video folders (<vid>/<vid>_label.csv, _light_hand.csv)")
     m.add_argument("src_dir", type=Path)
@@ -187,9 +193,19 @@ def build_parser() -> argparse.ArgumentParser:
     sm.add_argument("annotations", type=Path)
     sm.set_defaults(func=cmd_summary)
 
-    t = sub.add_parser("train", help="train a model from a YAML config")
-    t.add_argument("config", type=Path)
-    t.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. optim.lr=0.05")
+
+def _model_commands(sub) -> None:
+    sets = argparse.ArgumentParser(add_help=False)
+    sets.add_argument("config", type=Path)
+    sets.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key, e.g. optim.lr=0.05")
+    scoring = argparse.ArgumentParser(add_help=False)
+    scoring.add_argument("--checkpoint", type=Path, required=True)
+    scoring.add_argument("--split", default=None, help="default: the config's test split")
+    scoring.add_argument("--clips", type=_positive_int, default=None, help="test-time clips averaged per sample")
+    device = argparse.ArgumentParser(add_help=False)
+    device.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+
+    t = sub.add_parser("train", parents=[sets], help="train a model from a YAML config")
     t.add_argument("--out", type=Path, default=None, help="run folder (default runs/<name>)")
     t.add_argument("--resume", action="store_true", help="continue from RUN_DIR/checkpoints/last.ckpt")
     t.add_argument("--devices", default=None, help="Lightning devices, e.g. 1, 2, auto")
@@ -199,16 +215,28 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--num-nodes", dest="num_nodes", default=None, help="nodes for multi-node DDP")
     t.set_defaults(func=cmd_train)
 
-    e = sub.add_parser("evaluate", help="metrics, per-sample scores and a confusion matrix for a checkpoint")
-    e.add_argument("config", type=Path)
-    e.add_argument("--checkpoint", type=Path, required=True)
-    e.add_argument("--out", type=Path, default=None, help="default: <run>/eval")
-    e.add_argument("--split", default=None, help="default: the config's test split")
-    e.add_argument("--clips", type=int, default=None, help="test-time clips averaged per sample")
-    e.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
-    e.add_argument("--set", action="append", metavar="KEY=VALUE")
+    e = sub.add_parser("evaluate", parents=[sets, scoring, device],
+                       help="metrics, per-sample scores and a confusion matrix for a checkpoint")
+    e.add_argument("--out", type=Path, default=None, help="default: <run>/eval/<checkpoint name>")
     e.set_defaults(func=cmd_evaluate)
 
+    x = sub.add_parser("extract", parents=[sets, device], help="run a fusion config's frozen encoders once and cache their tokens")
+    x.add_argument("--out", type=Path, required=True, help="cache folder (resumed if interrupted)")
+    x.set_defaults(func=cmd_extract)
+
+    pr = sub.add_parser("predict", parents=[sets, device],
+                        help="predict classes for an annotation file; write a MiGA submission zip")
+    pr.add_argument("--checkpoint", type=Path, required=True)
+    pr.add_argument("--data", type=Path, required=True, help="annotation file (labels are ignored)")
+    pr.add_argument("--out", type=Path, required=True)
+    pr.add_argument("--split", default=None, help="default: every clip in the file")
+    pr.add_argument("--style", choices=["2025", "2023"], default="2025",
+                    help="2025: Id,Target CSV; 2023: headerless <sample>,<class> rows")
+    pr.add_argument("--clips", type=_positive_int, default=None)
+    pr.set_defaults(func=cmd_predict)
+
+
+def _result_commands(sub) -> None:
     f = sub.add_parser("fuse", help="fuse per-sample score files (ours or MMAction2 pickles) and report metrics")
     f.add_argument("scores", nargs="+", type=Path)
     f.add_argument("--weights", type=float, nargs="+", default=None)
@@ -219,36 +247,33 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--scores-out", type=Path, default=None, help="write the fused scores here (CSV)")
     f.set_defaults(func=cmd_fuse)
 
-    x = sub.add_parser("extract", help="run a fusion config's frozen encoders once and cache their tokens")
-    x.add_argument("config", type=Path)
-    x.add_argument("--out", type=Path, required=True, help="cache folder (resumed if interrupted)")
-    x.add_argument("--device", default=None, help="cpu, cuda (default: cuda if available)")
-    x.add_argument("--set", action="append", metavar="KEY=VALUE")
-    x.set_defaults(func=cmd_extract)
-
-    pr = sub.add_parser("predict", help="predict classes for an annotation file; write a MiGA submission zip")
-    pr.add_argument("config", type=Path)
-    pr.add_argument("--checkpoint", type=Path, required=True)
-    pr.add_argument("--data", type=Path, required=True, help="annotation file (labels are ignored)")
-    pr.add_argument("--out", type=Path, required=True)
-    pr.add_argument("--split", default=None, help="default: every clip in the file")
-    pr.add_argument("--style", choices=["2025", "2023"], default="2025",
-                    help="2025: Id,Target CSV; 2023: headerless <sample>,<class> rows")
-    pr.add_argument("--clips", type=int, default=None)
-    pr.add_argument("--device", default=None)
-    pr.add_argument("--set", action="append", metavar="KEY=VALUE")
-    pr.set_defaults(func=cmd_predict)
-
     d = sub.add_parser("demo", help="synthetic data -> joint and bone 2s-AGCN -> fusion -> report")
     d.add_argument("--out", type=Path, default=Path("demo_out"))
-    d.add_argument("--epochs", type=int, default=None, help="training epochs per stream (default: the demo's own)")
+    d.add_argument("--epochs", type=_positive_int, default=None, help="training epochs per stream (default: the demo's own)")
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_demo)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="microgesture",
+        description="Micro-gesture recognition and behaviour-based emotion prediction from video and skeletons.",
+    )
+    sub = p.add_subparsers(dest="command", required=True)
+    _data_commands(sub)
+    _model_commands(sub)
+    _result_commands(sub)
     return p
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings as one readable line (no source file or code line echoed)."""
+    print(f"warning: {message}", file=file or sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    warnings.showwarning = _show_warning
     try:
         code = args.func(args)
     except MicrogestureError as exc:

@@ -39,7 +39,7 @@ def demo_config(stream: str, data_root: Path, epochs: int, seed: int, **syntheti
         },
         "model": {"streams": {stream: {"encoder": "agcn", "base_channels": DEMO_WIDTH, "dropout": 0.1}}},
         "optim": {"lr": 0.05, "warmup_epochs": 1},
-        "trainer": {"max_epochs": epochs, "seed": seed, "accelerator": "auto", "devices": 1, "progress_bar": False},
+        "trainer": {"max_epochs": epochs, "seed": seed, "accelerator": "auto", "devices": 1},
     })
 
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 import time
+import warnings
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -75,7 +77,17 @@ def data_module(cfg: ExperimentConfig, *, cached: bool | None = None, progress: 
                         cached=cached, cache_encoders=encoders, progress=progress)
 
 
+def quiet_lightning() -> None:
+    """Keep Lightning's advertisements, device banners and dependency deprecations out of the output;
+    its warnings about the run itself still show."""
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=r".*isinstance\(treespec, LeafSpec\).*")
+    warnings.filterwarnings("ignore", message=r".*The number of training batches .* is smaller than the logging interval.*")
+
+
 def make_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list | None = None, **overrides: Any) -> L.Trainer:
+    quiet_lightning()
     t = cfg.trainer
     ckpt_dir = run_dir / "checkpoints"
     monitor = cfg.task.best_metric
