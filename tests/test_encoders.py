@@ -1,0 +1,61 @@
+"""One interface for every encoder (models/base.py), checked the same way for each (as timm's test_models)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from microgesture.models.base import Encoder, InputSpec
+
+
+def _agcn():
+    from microgesture.models.agcn import build_agcn
+
+    return build_agcn(5, "imigue22", base_channels=4), torch.randn(2, 1, 12, 22, 3)
+
+
+def _light():
+    from microgesture.models.light_rgb import build_light_rgb
+
+    return build_light_rgb(5, width=8, depth=2), torch.randn(2, 3, 4, 32, 32)
+
+
+def _mvit():
+    from microgesture.models.mvit import build_mvit_v2_s
+
+    return build_mvit_v2_s(5), torch.randn(1, 3, 16, 224, 224)
+
+
+ENCODERS = {"agcn": _agcn, "light": _light, "mvit": _mvit}
+SLOW = {"mvit"}  # about 6 s a clip on a 2-core CPU: the shape checks run on one clip
+
+
+@pytest.mark.parametrize("name", list(ENCODERS))
+def test_encoder_interface(name):
+    torch.manual_seed(0)
+    model, x = ENCODERS[name]()
+    model.eval()
+    assert isinstance(model, Encoder), f"{name} lacks part of the Encoder interface"
+    spec = model.input_spec
+    assert isinstance(spec, InputSpec) and spec.channels == x.shape[1 if spec.kind != "skeleton" else -1]
+    if spec.kind == "video":
+        assert spec.mean is not None and len(spec.mean) == len(spec.std) == 3
+        assert not spec.check(x.shape[2], x.shape[3])  # the test input is one the spec accepts
+    assert model.num_classes == 5
+    with torch.no_grad():
+        tokens = model.forward_features(x)
+        layout = {"time_joint": 4, "sequence": 3}[model.token_layout]
+        assert tokens.dim() == layout and tokens.shape[0] == len(x) and tokens.shape[-1] == model.embed_dim
+        if model.token_layout == "sequence":
+            assert tokens.shape[1] > model.num_prefix_tokens
+        embedding = model.pool(tokens)
+        assert embedding.shape == (len(x), model.embed_dim)
+        assert torch.equal(model.forward_head(tokens, pre_logits=True), embedding)
+        logits = model.forward_head(tokens)
+        assert logits.shape == (len(x), 5) and torch.allclose(model(x), logits, atol=1e-5)
+        model.reset_classifier(3)
+        assert model.num_classes == 3 and model(x).shape == (len(x), 3)
+        model.reset_classifier(0)
+        assert model.num_classes == 0 and model(x).shape == (len(x), model.embed_dim)
+    keys = [k for k in model.state_dict() if k.startswith("head")]
+    assert not keys, f"reset_classifier(0) should leave no head weights, found {keys[:3]}"
