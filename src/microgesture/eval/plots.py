@@ -23,7 +23,8 @@ from microgesture.utils.io import atomic_path
 _AXIS_COLUMNS = ("epoch", "step")
 
 
-def _save(fig: Figure, path: str | Path, dpi: int) -> Path:
+def save_figure(fig: Figure, path: str | Path, dpi: int = 120) -> Path:
+    """Render a matplotlib Figure to a PNG atomically."""
     FigureCanvasAgg(fig)
     with atomic_path(path, suffix=".png") as tmp:
         fig.savefig(tmp, format="png", dpi=dpi, bbox_inches="tight")
@@ -76,7 +77,7 @@ def plot_confusion_matrix(
                 text = f"{shown[i, j]:.2f}" if normalize else f"{int(m[i, j])}"
                 dark = shown[i, j] > 0.5 * (1.0 if normalize else shown.max())
                 ax.text(j, i, text, ha="center", va="center", fontsize=font, color="white" if dark else "black")
-    return _save(fig, path, dpi=150)
+    return save_figure(fig, path, dpi=150)
 
 
 def read_training_log(path: str | Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -161,4 +162,4 @@ def plot_training_curves(log: str | Path | Mapping[str, Any], path: str | Path) 
             ax.legend(fontsize=8)
         else:
             ax.text(0.5, 0.5, f"no {label} logged", ha="center", va="center", transform=ax.transAxes)
-    return _save(fig, path, dpi=120)
+    return save_figure(fig, path, dpi=120)

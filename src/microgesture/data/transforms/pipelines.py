@@ -12,7 +12,7 @@ every modality is made from the same sampled (and flipped) frames, so they stay 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from microgesture.data.transforms.core import Compose, Transform
@@ -63,6 +63,39 @@ def skeleton_steps(*, layout: str, num_frames: int, train: bool, num_clips: int 
     return steps
 
 
+@dataclass(frozen=True)
+class PipelineOptions:
+    """What the per-modality steps may need beyond the modality's name."""
+
+    train: bool
+    video: Mapping[str, VideoInput]
+    video_root: str | None = None
+    with_score: bool = True
+
+
+def _skeleton_stream(name: str, opt: PipelineOptions) -> list[Transform]:
+    return [FormatStream(name, opt.with_score)]
+
+
+def _video_clip(name: str, opt: PipelineOptions) -> list[Transform]:
+    spec = opt.video.get(name)
+    if spec is None:
+        raise ConfigError(f"modality {name!r} is video: say how to load it (frames, size, normalisation)")
+    if name != "rgb":
+        raise ConfigError(f"modality {name!r}: no pipeline step makes it yet")
+    return [VideoFile(opt.video_root), RGBClip(spec.size, spec.num_frames, opt.train, tuple(spec.mean),
+                                               tuple(spec.std), spec.resize)]
+
+
+# The steps that make each modality after sampling and geometry; by the modality's kind unless
+# the modality has steps of its own.
+STEPS_BY_KIND: dict[str, Callable[[str, PipelineOptions], list[Transform]]] = {
+    "skeleton": _skeleton_stream,
+    "video": _video_clip,
+}
+STEPS_BY_MODALITY: dict[str, Callable[[str, PipelineOptions], list[Transform]]] = {}
+
+
 def build_pipeline(
     modalities: Sequence[str],
     *,
@@ -80,13 +113,14 @@ def build_pipeline(
     if unknown:
         raise ConfigError(f"unknown modality {unknown[0]!r}; known: {', '.join(MODALITIES)}")
     steps = skeleton_steps(layout=layout, num_frames=num_frames, train=train, num_clips=num_clips, augment=augment)
-    steps += [FormatStream(m, with_score) for m in modalities if MODALITIES[m] == "skeleton"]
-    for m in (m for m in modalities if MODALITIES[m] == "video"):
-        spec = (video or {}).get(m)
-        if spec is None:
-            raise ConfigError(f"modality {m!r} is video: say how to load it (frames, size, normalisation)")
-        steps += [VideoFile(video_root), RGBClip(spec.size, spec.num_frames, train, tuple(spec.mean),
-                                                  tuple(spec.std), spec.resize)]
+    opt = PipelineOptions(train, dict(video or {}), video_root, with_score)
+    # Skeleton streams first: later steps (crops, heatmaps) may read the sampled keypoints too.
+    ordered = sorted(modalities, key=lambda m: MODALITIES[m] != "skeleton")
+    for m in ordered:
+        make = STEPS_BY_MODALITY.get(m) or STEPS_BY_KIND.get(MODALITIES[m])
+        if make is None:
+            raise ConfigError(f"modality {m!r} ({MODALITIES[m]}): no pipeline step makes it")
+        steps += make(m, opt)
     return Compose(steps)
 
 
