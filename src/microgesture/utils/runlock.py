@@ -37,6 +37,7 @@ class RunLock:
     def __init__(self, run_dir: str | Path):
         self.path = Path(run_dir) / LOCK_NAME
         self.held = False
+        self.created = False
 
     def __enter__(self) -> RunLock:
         if not _is_main_rank():
@@ -44,6 +45,7 @@ class RunLock:
         run_dir = self.path.parent
         if run_dir.exists() and not run_dir.is_dir():
             raise DataError(run_dir, "is a file, not a run folder: choose another --out")
+        self.created = not run_dir.exists()
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
@@ -76,7 +78,10 @@ class RunLock:
         warnings.warn(f"{self.path.parent}: taking over the lock of process {pid}, which is gone", stacklevel=3)
         self.path.unlink(missing_ok=True)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         if self.held:
             self.path.unlink(missing_ok=True)
             self.held = False
+            # A run that failed before writing anything leaves no empty folder behind.
+            if exc_type is not None and self.created and not any(self.path.parent.iterdir()):
+                self.path.parent.rmdir()

@@ -42,8 +42,11 @@ class Problem:
         return f"warning: {text}" if self.warning else text
 
 
-def validate_path(path: str | Path) -> list[Problem]:
-    """Every problem in a dataset path; see the module docstring for what it accepts."""
+def validate_path(path: str | Path, video_root: str | Path | None = None) -> list[Problem]:
+    """Every problem in a dataset path; see the module docstring for what it accepts.
+
+    `video_root`: for an annotation file, where its relative video paths start (default: its folder).
+    """
     path = Path(path)
     if not path.exists():
         return [Problem(str(path), "", "not found")]
@@ -52,7 +55,7 @@ def validate_path(path: str | Path) -> list[Problem]:
             return _validate_openpose(path)
         return validate_miga_folder(path)
     if path.suffix in (".pkl", ".pickle"):
-        return validate_annotation_file(path)
+        return validate_annotation_file(path, video_root)
     if path.name.endswith("_label.csv"):
         return _issues(path, miga.parse_labels(path)[1])
     if path.name.endswith("_light_hand.csv"):
@@ -162,7 +165,7 @@ def _validate_openpose(folder: Path) -> list[Problem]:
     return []
 
 
-def validate_annotation_file(path: str | Path) -> list[Problem]:
+def validate_annotation_file(path: str | Path, video_root: str | Path | None = None) -> list[Problem]:
     """`annotations.dataset_problems`, plus frame ranges and img_shape against each clip's video."""
     path = Path(path)
     try:
@@ -176,7 +179,8 @@ def validate_annotation_file(path: str | Path) -> list[Problem]:
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         return problems
     meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
-    data_here = {**data, "meta": {**meta, "path": str(path), "video_root": str(path.parent)}}
+    root = video_root if video_root is not None else path.parent
+    data_here = {**data, "meta": {**meta, "path": str(path), "video_root": str(root)}}
     headers: dict[Path, Any] = {}
     for i, clip in enumerate(data["annotations"]):
         if clip_problems(clip):  # already reported; the checks below need a well-formed clip
