@@ -226,3 +226,12 @@ def test_fuse_keeps_rows_of_files_with_the_same_name(trained, tiny_annotations, 
     assert run(["fuse", str(tmp_path / "a" / "scores.csv"), str(tmp_path / "b" / "scores.csv")]) == 0
     table = capsys.readouterr().out
     assert str(tmp_path / "a" / "scores.csv") in table and str(tmp_path / "b" / "scores.csv") in table
+
+
+def test_litter_of_an_interrupted_save_is_cleared(tiny_annotations, tmp_path):
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    litter = run_dir / "checkpoints" / ".best.ckpt.abc123.tmp"
+    litter.write_bytes(b"half a checkpoint")
+    assert run(["train", CONFIG, *tiny_sets(tiny_annotations), "--out", str(run_dir)]) == 0
+    assert not litter.exists() and (run_dir / "checkpoints" / "best.ckpt").is_file()

@@ -73,7 +73,7 @@ def cmd_import_openpose(a: argparse.Namespace) -> None:
 def cmd_validate(a: argparse.Namespace) -> int:
     from microgesture.data.formats.validate import validate_path
 
-    problems = validate_path(a.path, video_root=a.video_root)
+    problems = validate_path(a.path, video_root=a.video_root, decode=a.decode)
     for p in problems:
         print(p)
     errors = [p for p in problems if not p.warning]
@@ -219,6 +219,8 @@ def _data_commands(sub) -> None:
     v.add_argument("path", type=Path)
     v.add_argument("--video-root", type=Path, default=None,
                    help="for an annotation file: where its relative video paths start (default: its own folder)")
+    v.add_argument("--decode", action="store_true",
+                   help="decode every frame of every video (slow): finds corrupt data behind a valid header")
     v.set_defaults(func=cmd_validate)
 
     sm = dsub.add_parser("summary", help="clips per class and split, subjects, videos, frames")

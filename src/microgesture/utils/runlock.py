@@ -33,6 +33,12 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _remove_litter(run_dir: Path) -> None:
+    """Temporary files of atomic writes cut short (a kill -9 mid-save); safe to delete under the lock."""
+    for tmp in [*run_dir.glob(".*.tmp"), *run_dir.glob("*/.*.tmp")]:
+        tmp.unlink(missing_ok=True)
+
+
 class RunLock:
     def __init__(self, run_dir: str | Path):
         self.path = Path(run_dir) / LOCK_NAME
@@ -60,6 +66,7 @@ class RunLock:
             with os.fdopen(fd, "w") as fh:
                 json.dump(me, fh)
             self.held = True
+            _remove_litter(run_dir)
             return self
         raise DataError(run_dir, "could not lock the run folder")
 
