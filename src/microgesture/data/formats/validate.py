@@ -193,11 +193,11 @@ def validate_annotation_file(path: str | Path, video_root: str | Path | None = N
         if clip_problems(clip):  # already reported; the checks below need a well-formed clip
             continue
         where = f"annotations[{i}] ({clip['frame_dir']})"
-        problems += [Problem(str(path), where, m) for m in _clip_range_problems(data_here, clip, headers)]
+        problems += [Problem(str(path), where, m) for m in _clip_range_problems(data_here, clip, headers, decode)]
     return problems
 
 
-def _clip_range_problems(data: dict, clip: dict, headers: dict) -> list[str]:
+def _clip_range_problems(data: dict, clip: dict, headers: dict, decode: bool = False) -> list[str]:
     problems = []
     start = int(clip.get("start_frame", 0) or 0)
     end = start + int(clip["total_frames"]) - 1
