@@ -20,7 +20,8 @@ Each video record (new in version 2) describes one untrimmed source video:
     video_id, subject_id, emotion (video-level label: 1 win, 0 lose, -1 unknown), fps,
     num_frames (frames of the whole skeleton sequence), img_shape (h, w), video_path,
     skeleton_path + skeleton_format (where the whole skeleton sequence is read from again:
-    'miga_csv', 'openpose_json', or None), layout, labelled_segments (label rows in the source).
+    'miga_csv', 'openpose_json', 'smg_csv', or None), layout, labelled_segments (label rows in the
+    source). An importer may add fields of its own (SMG: `state_labels`).
 
 Paths are relative to the annotation file's folder (absolute ones are kept), so a file moved
 together with its videos keeps working; `load_annotations(video_root=...)` resolves them under
@@ -66,7 +67,7 @@ OPTIONAL_DEFAULTS: dict[str, Any] = {
 }
 VIDEO_KEYS = ("video_id", "subject_id", "emotion", "fps", "num_frames", "img_shape", "video_path",
               "skeleton_path", "skeleton_format", "layout", "labelled_segments")
-SKELETON_FORMATS = ("miga_csv", "openpose_json")
+SKELETON_FORMATS = ("miga_csv", "openpose_json", "smg_csv")
 
 
 def make_clip(
