@@ -132,6 +132,17 @@ def test_bad_files_name_file_line_and_field(tmp_path, name, text, message):
     assert err.value.path == path
 
 
+def test_a_blank_line_keeps_its_frame_number(tmp_path):
+    root = write_set(tmp_path / "smg", subjects=(1,))
+    path = root / "Sample0001" / "Sample0001_skeleton.csv"
+    lines = path.read_text().splitlines()
+    path.write_text("\n".join(lines[:3] + [""] + lines[4:]) + "\n\n")  # frame 4 lost, trailing blank line
+    values, issues = smg.parse_skeleton(path)
+    assert values.shape == (60, 25, 11) and np.isnan(values[3]).all() and not np.isnan(values[4]).any()
+    assert issues == [("line 4", "blank line, expected 275 (25 joints x 11 values: world x, y, z, 4 orientation "
+                                 "values, 2 pixel values, 2 more)")]
+
+
 def test_rows_beyond_the_skeleton_are_errors_or_skipped(tmp_path):
     root = write_set(tmp_path / "smg", subjects=(1, 36), rows=[(2, 1, 10), (4, 50, 70)])
     with pytest.raises(DataError, match=r"Sample0001_finelabels\.csv: line 2: frames 49..69 are outside"):
