@@ -22,7 +22,8 @@ def openpose67_annotations(tmp_path_factory):
         for frame in range(24):
             moving = person(100.0 + 5 * np.sin(frame * 0.5 + vid), conf=0.9)
             write_frame(root / "json" / f"{vid:04d}", f"{vid:04d}", frame, [moving])
-        rows += [(vid, 1, 0, 0, 0, 11, 4, subject, "M", "X", "Win"), (vid, 2, 0, 12, 0, 23, 99, subject, "M", "X", "Win")]
+        rows += [(vid, 1, 0, 0, 0, 11, 4, subject, "M", "X", "Win"),
+                 (vid, 2, 0, 12, 0, 23, 99, subject, "M", "X", "Win")]
     table = write_table(root / "labels.csv", rows)
     out = root / "op67.pkl"
     import_openpose_to_file(root / "json", table, out, layout="openpose67", val_fraction=0.34, seed=0)

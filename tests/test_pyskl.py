@@ -92,6 +92,8 @@ def test_three_d_keypoints_are_refused_unless_projected(tmp_path):
                                                        "xsub_val": [clips[1]["frame_dir"]]})
     with pytest.raises(DataError, match=r"ntu3d\.pkl: annotations\[0\].*keypoint: 3-D keypoints.*--project xy"):
         pyskl.import_pyskl(path, layout="ntu25")
+    with pytest.raises(DataError, match=r"keypoint_score: missing \(3-D keypoints .* --project xy"):
+        load_annotations(path)
     out, split, meta, _ = pyskl.import_pyskl(path, layout="ntu25", project="xy")
     kp, score = out[0]["keypoint"], out[0]["keypoint_score"]
     assert np.allclose(kp[0, ..., 0], clips[0]["keypoint"][0, ..., 0])
@@ -148,7 +150,8 @@ def test_export_round_trip_and_conversion(tmp_path, tiny_annotations, capsys):
     assert again["split"] == ours["split"]
     first, second = ours["annotations"][0], again["annotations"][0]
     # coco17's shoulders, elbows and wrists are BODY_25 joints 5, 2, 6, 3, 7, 4 of miga35
-    assert np.array_equal(second["keypoint"][0, :, 5:11], first["keypoint"][0, :, [5, 2, 6, 3, 7, 4]].transpose(1, 0, 2))
+    arms = first["keypoint"][0][:, [5, 2, 6, 3, 7, 4]]
+    assert np.array_equal(second["keypoint"][0, :, 5:11], arms)
     assert not second["keypoint_score"][0, :, 11:].any()  # iMiGUE has no hips, knees or ankles
     plain = tmp_path / "plain.pkl"
     print(pyskl.export_pyskl(tiny_annotations, plain))

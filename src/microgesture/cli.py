@@ -236,7 +236,8 @@ def _format_commands(dsub, isub, common) -> None:
     p.add_argument("file", type=Path)
     p.add_argument("--out", type=Path, required=True, help="annotation pickle to write")
     p.add_argument("--layout", required=True, help="the file's joint layout: coco17, ntu25, or one of ours")
-    p.add_argument("--persons", type=_positive_int, default=None, help="persons per clip (default: the most in any clip)")
+    p.add_argument("--persons", type=_positive_int, default=None,
+                   help="persons per clip (default: the most in any clip)")
     p.add_argument("--classes", type=Path, default=None, help="text file with one class name per line")
     p.add_argument("--num-classes", type=_positive_int, default=None, help="class count when no --classes")
     p.add_argument("--project", choices=["xy"], default=None,

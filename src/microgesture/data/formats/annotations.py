@@ -139,7 +139,7 @@ def clip_problems(clip: Any, num_classes: int | None = None) -> list[str]:
     problems = []
     for key, kind in REQUIRED_KEYS.items():
         if key not in clip:
-            problems.append(f"{key}: missing")
+            problems.append(f"{key}: missing" + _three_d_hint(clip, key))
         elif not isinstance(clip[key], kind):
             problems.append(f"{key}: is {type(clip[key]).__name__}, expected {_kind_name(kind)}")
     if problems:
@@ -157,6 +157,13 @@ def clip_problems(clip: Any, num_classes: int | None = None) -> list[str]:
         problems.append(f"end_frame: [{start}, {end}] spans {end - start + 1} frames, "
                         f"total_frames is {clip['total_frames']}")
     return problems
+
+
+def _three_d_hint(clip: dict[str, Any], key: str) -> str:
+    kp = clip.get("keypoint")
+    if key != "keypoint_score" or not isinstance(kp, np.ndarray) or kp.ndim != 4 or kp.shape[-1] != 3:
+        return ""
+    return " (3-D keypoints without scores, as in PYSKL's NTU files: `microgesture data import pyskl --project xy`)"
 
 
 def _keypoint_problems(clip: dict[str, Any]) -> list[str]:

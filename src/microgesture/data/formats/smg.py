@@ -33,9 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
-from microgesture.data.formats.importing import LabelRow, VideoSource, finish_import, import_videos, save_import
-from microgesture.data.formats.importing import to_target_layout
-from microgesture.data.formats.text import MAX_ISSUES, Issue, parse_int, raise_first, read_lines
+from microgesture.data.formats.importing import (
+    LabelRow,
+    VideoSource,
+    finish_import,
+    import_videos,
+    save_import,
+    to_target_layout,
+)
+from microgesture.data.formats.text import MAX_ISSUES, Issue, is_number, parse_int, raise_first, read_lines
 from microgesture.domain.classes import SMG_CLASSES
 from microgesture.domain.layouts import NTU25, convert_rows
 from microgesture.domain.protocols import check_protocol
@@ -202,7 +208,7 @@ def parse_skeleton(path: str | Path) -> tuple[np.ndarray, list[Issue]]:
         try:
             values[t] = np.array(parts, dtype=np.float64)
         except ValueError:
-            col = next(i for i, p in enumerate(parts) if not _is_number(p))
+            col = next(i for i, p in enumerate(parts) if not is_number(p))
             issues.append((f"line {t + 1}, {_value_name(col)}", f"{parts[col].strip()!r} is not a number"))
     for count, where in wrong.items():
         more = f" (also {len(where) - 1} more such line(s))" if len(where) > 1 else ""
@@ -223,14 +229,6 @@ def _fast_values(lines: list[str]) -> np.ndarray | None:
     except ValueError:
         return None
     return values if values.shape == (len(lines), SKELETON_COLUMNS) else None
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def read_skeleton(path: str | Path) -> np.ndarray:
