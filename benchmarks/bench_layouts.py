@@ -7,7 +7,8 @@ layouts  one AGCN training step (forward + cross-entropy + backward + SGD) per l
          imigue22, ntu25, miga35, openpose67), the layouts interleaved round by round in one
          process, so a busy machine slows them alike; reported as the fastest and the median step
          and as ratios of the fastest to miga35's (the fastest of several rounds is the least
-         disturbed by other jobs; absolute times on a shared machine are noisy).
+         disturbed by other jobs; absolute times on a shared machine are noisy), and the forward
+         FLOPs of one clip counted by torch.utils.flop_counter, which no other job can disturb.
 smg      writing and importing one SMG-format sequence of `--smg-frames` frames (27,000 frames is
          SMG's typical 15-minute recording at 30 fps) with one label row every 60 frames:
          read_skeleton alone and the whole import_smg, in frames/s.
@@ -52,9 +53,21 @@ def layout_costs(width: int, frames: int, batch: int, rounds: int) -> list[dict]
             if r:
                 times[name].append(time.perf_counter() - start)
     base = min(times["miga35"])
+    flops = {n: forward_flops(models[n], inputs[n][:1]) for n in LAYOUTS}
     return [{"layout": n, "joints": get_layout(n).num_joints, "min_ms": 1000 * min(times[n]),
-             "median_ms": 1000 * statistics.median(times[n]), "ratio_to_miga35": min(times[n]) / base}
+             "median_ms": 1000 * statistics.median(times[n]), "ratio_to_miga35": min(times[n]) / base,
+             "gflops_per_clip": flops[n] / 1e9, "flops_ratio_to_miga35": flops[n] / flops["miga35"]}
             for n in LAYOUTS]
+
+
+def forward_flops(model: torch.nn.Module, clip: torch.Tensor) -> int:
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.eval()
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(clip)
+    model.train()
+    return counter.get_total_flops()
 
 
 def smg_import(frames: int) -> dict:
@@ -96,7 +109,8 @@ def main() -> None:
           f"{info['torch_threads']} torch thread(s), load {info['load_before']:.1f}")
     for row in costs:
         print(f"  {row['layout']:<11} V={row['joints']:<3} fastest {row['min_ms']:8.1f} ms/step, median "
-              f"{row['median_ms']:8.1f}  {row['ratio_to_miga35']:.2f} x miga35")
+              f"{row['median_ms']:8.1f}  {row['ratio_to_miga35']:.2f} x miga35; "
+              f"{row['gflops_per_clip']:.3f} GFLOPs/clip forward ({row['flops_ratio_to_miga35']:.2f} x)")
     read = smg_import(a.smg_frames)
     print(f"SMG: {read['frames']} frames ({read['csv_mib']:.1f} MiB CSV, {read['clips']} clips): read "
           f"{read['read_frames_per_s']:,.0f} frames/s, whole import {read['import_frames_per_s']:,.0f} frames/s")
