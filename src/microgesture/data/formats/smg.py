@@ -54,7 +54,7 @@ WORLD = slice(0, 3)
 PIXEL = slice(7, 9)
 SMG_IMG_SHAPE = (1080, 1920)  # Kinect v2 colour frames (h, w): the pixel coordinates' frame
 COORDS = ("pixel", "world")
-STATE_FILES = ("_tflabels_new.csv", "_tflabels.csv")
+STATE_FILE = "_tflabels_new.csv"  # the name the authors' emotion script reads
 VIDEO_NAMES = ("_color.mp4", ".mp4")  # guessed from ChaLearn 2014's naming; SMG's is not published
 _SAMPLE = re.compile(r"^Sample(\d{4,})$")
 _VALUE_NAMES = ("world x", "world y", "world z", "orientation 1", "orientation 2", "orientation 3",
@@ -75,10 +75,10 @@ class SequenceFiles:
 def sequence_files(folder: str | Path) -> SequenceFiles:
     folder = Path(folder)
     name = folder.name
-    states = next((folder / f"{name}{s}" for s in STATE_FILES if (folder / f"{name}{s}").is_file()), None)
+    states = folder / f"{name}{STATE_FILE}"
     video = next((folder / f"{name}{s}" for s in VIDEO_NAMES if (folder / f"{name}{s}").is_file()), None)
     return SequenceFiles(folder / f"{name}_skeleton.csv", folder / f"{name}_finelabels.csv",
-                         folder / f"{name}_data.csv", states, video)
+                         folder / f"{name}_data.csv", states if states.is_file() else None, video)
 
 
 def sample_folder(root: str | Path, sample_id: int) -> Path:
@@ -276,26 +276,28 @@ def write_sequence(root: str | Path, sample_id: int, values: np.ndarray, labels:
 # ----------------------------------------------------------------------------- import
 
 
-def _sources(src_dir: Path, coords: str, target) -> tuple[list[VideoSource], dict[int, list[list[int]]]]:
-    sources, states = [], {}
-    for sid, folder in find_sequences(src_dir):
-        files = sequence_files(folder)
-        rows = read_label_rows(files.labels)
-        joints = to_joints(read_skeleton(files.skeleton), coords)
-        fps = None
-        if files.info.is_file():
-            info, issues = parse_info(files.info)
-            raise_first(files.info, issues)
-            fps = float(info["fps"])
-        if files.states is not None:
-            found, issues = parse_states(files.states)
-            raise_first(files.states, issues)
-            states[sid] = found
-        sources.append(VideoSource(
-            sid, rows, np.arange(len(joints)), convert_rows(joints, NTU25, target), files.labels, files.skeleton,
-            "smg_csv", video=files.video, img_shape=SMG_IMG_SHAPE, fps=fps,
-        ))
-    return sources, states
+def _source(sid: int, folder: Path, coords: str, target) -> VideoSource:
+    files = sequence_files(folder)
+    rows = read_label_rows(files.labels)
+    joints = to_joints(read_skeleton(files.skeleton), coords)
+    fps = None
+    if files.info.is_file():
+        info, issues = parse_info(files.info)
+        raise_first(files.info, issues)
+        fps = float(info["fps"])
+    return VideoSource(sid, rows, np.arange(len(joints)), convert_rows(joints, NTU25, target), files.labels,
+                       files.skeleton, "smg_csv", video=files.video, img_shape=SMG_IMG_SHAPE, fps=fps)
+
+
+def _state_labels(sequences: list[tuple[int, Path]]) -> dict[int, list[list[int]]]:
+    out = {}
+    for sid, folder in sequences:
+        path = sequence_files(folder).states
+        if path is not None:
+            rows, issues = parse_states(path)
+            raise_first(path, issues)
+            out[sid] = rows
+    return out
 
 
 def import_smg(
@@ -322,12 +324,14 @@ def import_smg(
     if coords not in COORDS:
         raise ConfigError(f"coords must be one of {', '.join(COORDS)}, got {coords!r}")
     target = to_target_layout(layout, ("ntu25",))
-    sources, states = _sources(src_dir, coords, target)
-    people = {s.video_id: (s.video_id, -1) for s in sources}
+    sequences = find_sequences(src_dir)
+    states = _state_labels(sequences)
+    people = {sid: (sid, -1) for sid, _ in sequences}
+    sources = (_source(sid, folder, coords, target) for sid, folder in sequences)  # one sequence in memory at a time
     collected = import_videos(sources, layout=target.name, people=people, img_shape=img_shape, out_path=out_path,
                               skip_unusable=skip_unusable)
     meta = {"source": str(src_dir), "importer": "smg", "layout": target.name, "coords": coords,
-            "videos": len(sources)}
+            "videos": len(sequences)}
     clips, split, meta, videos = finish_import(collected, protocol=protocol, val_fraction=val_fraction, seed=seed,
                                                meta=meta, classes=SMG_CLASSES)
     for video in videos:
