@@ -153,6 +153,8 @@ def test_export_round_trip_and_conversion(tmp_path, tiny_annotations, capsys):
     arms = first["keypoint"][0][:, [5, 2, 6, 3, 7, 4]]
     assert np.array_equal(second["keypoint"][0, :, 5:11], arms)
     assert not second["keypoint_score"][0, :, 11:].any()  # iMiGUE has no hips, knees or ankles
+    with pytest.raises(ConfigError, match="unknown joint layout 'coco'"):
+        pyskl.export_pyskl(tiny_annotations, tmp_path / "x.pkl", layout="coco")
     plain = tmp_path / "plain.pkl"
     print(pyskl.export_pyskl(tiny_annotations, plain))
     assert "no graph for layout miga35" in capsys.readouterr().out

@@ -182,8 +182,11 @@ def export_pyskl(annotations: str | Path, out_path: str | Path, *, layout: str |
 
     With `layout`, clips are converted first by a declared conversion (e.g. miga35 -> coco17).
     """
+    try:
+        target = get_layout(layout) if layout is not None else None
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
     data = load_annotations(annotations)
-    target = get_layout(layout) if layout is not None else None
     out = []
     for clip in data["annotations"]:
         kp, score = clip["keypoint"], clip["keypoint_score"]
