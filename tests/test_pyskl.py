@@ -169,3 +169,13 @@ def test_version_one_file_still_loads(tmp_path):
     data = load_annotations(path)
     assert data["meta"]["version"] == 1 and data["annotations"][0]["label"] == 3
     assert data["videos"][0]["video_id"] == 1 and data["videos"][0]["fps"] is None  # made from the clips
+
+
+def test_outputs_under_a_regular_file_are_refused_before_any_work(tmp_path, coco_file, tiny_annotations):
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for argv in (["data", "import", "pyskl", str(coco_file), "--layout", "coco17", "--out", str(afile / "x.pkl")],
+                 ["data", "export", "pyskl", str(tiny_annotations), "--out", str(afile / "x.pkl")],
+                 ["data", "import", "smg", str(tmp_path), "--out", str(afile / "x.pkl")]):
+        assert main(argv) == 2
+        assert afile.read_text() == "x"

@@ -1,4 +1,5 @@
-"""Class names: iMiGUE's 32 micro-gesture classes and emotion labels, SMG's 17 micro-gesture classes."""
+"""Class names: iMiGUE's 32 micro-gesture classes and emotion labels (iMiGUE, Liu et al., CVPR 2021),
+SMG's 17 micro-gesture classes."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ IMIGUE_CLASSES: tuple[str, ...] = (
 )
 NUM_CLASSES = len(IMIGUE_CLASSES)
 
-# Share of each class among iMiGUE's 18,499 clips, in percent (DOMAIN.md). The illustrative
+# Share of each class among iMiGUE's 18,499 clips, in percent (the iMiGUE paper). The illustrative
 # class is "about 31%": we use the remainder so the shares sum to 100.
 _KNOWN_SHARES = (
     0.08, 2.78, 0.24, 1.47, 0.49, 0.17, 0.49, 6.13, 0.71, 0.03, 2.45, 1.07, 0.76, 0.38, 0.24,

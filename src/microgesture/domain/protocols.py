@@ -1,4 +1,4 @@
-"""Train / val / test protocols (DOMAIN.md sections 1 and 2).
+"""Train / val / test protocols (iMiGUE's published protocols; docs/data.md).
 
 - `imigue-xsub`: MG classification, cross-subject; the 37 training subjects of the iMiGUE paper
   train, every other subject is test.

@@ -311,6 +311,11 @@ def read_annotation_pickle(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "annotation file not found" if not path.exists() else "is not a file")
+    with open(path, "rb") as fh:
+        head = fh.read(1)
+    if head != b"\x80":  # every pickle since protocol 2 starts with PROTO
+        raise DataError(path, "not a pickle file (it does not start like one); expected an annotation "
+                              "pickle from `data import`")
     return load_pickle(path, what="annotation pickle")
 
 

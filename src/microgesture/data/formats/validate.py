@@ -24,7 +24,7 @@ from microgesture.data.formats.annotations import (
 )
 from microgesture.data.formats.imigue_table import parse_label_table, parse_videos_csv, video_table
 from microgesture.data.formats.importing import slice_frames
-from microgesture.data.video import video_info
+from microgesture.data.video import decode_all, video_info
 from microgesture.errors import DataError
 
 # Keypoints further than this beyond img_shape suggest (w, h) written as (h, w).
@@ -43,19 +43,27 @@ class Problem:
         return f"warning: {text}" if self.warning else text
 
 
-def validate_path(path: str | Path) -> list[Problem]:
-    """Every problem in a dataset path; see the module docstring for what it accepts."""
+def validate_path(path: str | Path, video_root: str | Path | None = None, decode: bool = False) -> list[Problem]:
+    """Every problem in a dataset path; see the module docstring for what it accepts.
+
+    `video_root`: for an annotation file, where its relative video paths start (default: its folder).
+    `decode`: decode every frame of every video (slow), to find corrupt data behind a valid header.
+    """
     path = Path(path)
     if not path.exists():
         return [Problem(str(path), "", "not found")]
     if path.is_dir():
+        if not any(path.iterdir()):
+            return [Problem(str(path), "", "empty folder: expected a MiGA-layout folder (<vid:04d>/ sub-folders), "
+                                           "an SMG folder (SampleNNNN/ sub-folders) "
+                                           "or a folder of OpenPose <vid>_<frame>_keypoints.json files")]
         if any(p.name.endswith("_keypoints.json") for p in path.iterdir()):
             return _validate_openpose(path)
         if smg.is_smg_folder(path):
             return validate_smg_folder(path)
-        return validate_miga_folder(path)
+        return validate_miga_folder(path, decode)
     if path.suffix in (".pkl", ".pickle"):
-        return validate_annotation_file(path)
+        return validate_annotation_file(path, video_root, decode)
     if path.name.endswith("_label.csv"):
         return _issues(path, miga.parse_labels(path)[1])
     if path.name.endswith("_light_hand.csv"):
@@ -76,7 +84,7 @@ def _from_error(exc: DataError) -> Problem:
     return Problem("" if exc.path is None else str(exc.path), exc.where or "", exc.detail)
 
 
-def validate_miga_folder(root: str | Path) -> list[Problem]:
+def validate_miga_folder(root: str | Path, decode: bool = False) -> list[Problem]:
     try:
         folders = miga.find_video_folders(root)
     except DataError as exc:
@@ -86,11 +94,11 @@ def validate_miga_folder(root: str | Path) -> list[Problem]:
     if videos_csv.is_file():
         problems += _issues(videos_csv, parse_videos_csv(videos_csv)[1])
     for _, folder in folders:
-        problems += _validate_video(folder)
+        problems += _validate_video(folder, decode)
     return problems
 
 
-def _validate_video(folder: Path) -> list[Problem]:
+def _validate_video(folder: Path, decode: bool = False) -> list[Problem]:
     label_file, skeleton_file, video = miga.video_files(folder)
     rows, label_issues = miga.parse_labels(label_file)
     frames, joints, skeleton_issues = miga.parse_skeleton(skeleton_file)
@@ -114,7 +122,7 @@ def _validate_video(folder: Path) -> list[Problem]:
             problems.append(Problem(str(label_file), where,
                                     f"frames {row.start}..{row.end}: every joint is zero (no person detected)"))
     if video.is_file():
-        problems += _check_video_length(video, skeleton_file, len(frames))
+        problems += _check_video_length(video, skeleton_file, len(frames), decode)
     return problems
 
 
@@ -187,9 +195,11 @@ def _duplicate_rows(label_file: Path, rows) -> list[Problem]:
     return problems
 
 
-def _check_video_length(video: Path, skeleton_file: Path, rows: int) -> list[Problem]:
+def _check_video_length(video: Path, skeleton_file: Path, rows: int, decode: bool = False) -> list[Problem]:
     try:
         count = video_info(video).num_frames
+        if decode:
+            decode_all(video)
     except DataError as exc:
         return [_from_error(exc)]
     if count != rows:
@@ -219,7 +229,8 @@ def _validate_openpose(folder: Path) -> list[Problem]:
     return []
 
 
-def validate_annotation_file(path: str | Path) -> list[Problem]:
+def validate_annotation_file(path: str | Path, video_root: str | Path | None = None,
+                             decode: bool = False) -> list[Problem]:
     """`annotations.dataset_problems`, plus frame ranges and img_shape against each clip's video."""
     path = Path(path)
     try:
@@ -233,7 +244,8 @@ def validate_annotation_file(path: str | Path) -> list[Problem]:
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         return problems
     meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
-    data_here = {**data, "meta": {**meta, "path": str(path), "video_root": str(path.parent)}}
+    root = video_root if video_root is not None else path.parent
+    data_here = {**data, "meta": {**meta, "path": str(path), "video_root": str(root)}}
     headers: dict[Path, Any] = {}
     for i, clip in enumerate(data["annotations"]):
         if clip_problems(clip):  # already reported; the checks below need a well-formed clip
@@ -263,6 +275,8 @@ def _clip_range_problems(data: dict, clip: dict, headers: dict) -> list[str]:
     if video not in headers:
         try:
             info = video_info(video)
+            if decode:
+                decode_all(video)
             headers[video] = (info.num_frames, (info.height, info.width))
         except DataError as exc:
             headers[video] = exc
