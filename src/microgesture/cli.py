@@ -70,6 +70,37 @@ def cmd_import_openpose(a: argparse.Namespace) -> None:
     print(f"wrote {a.out}")
 
 
+def cmd_import_smg(a: argparse.Namespace) -> None:
+    from microgesture.data.formats.smg import import_smg_to_file
+    from microgesture.data.formats.summary import format_summary
+
+    check_output_file(a.out)
+    data = import_smg_to_file(
+        a.src_dir, a.out, protocol=a.protocol or "smg-xsub", val_fraction=a.val_fraction, seed=a.seed,
+        coords=a.coords, layout=a.layout, img_shape=a.img_shape, skip_unusable=a.skip_unusable,
+    )
+    print(format_summary(data))
+    print(f"wrote {a.out}")
+
+
+def cmd_import_pyskl(a: argparse.Namespace) -> None:
+    from microgesture.data.formats.pyskl import import_pyskl_to_file
+    from microgesture.data.formats.summary import format_summary
+
+    check_output_file(a.out)
+    data = import_pyskl_to_file(a.file, a.out, layout=a.layout, persons=a.persons, classes=a.classes,
+                                num_classes=a.num_classes, project=a.project, split_name=a.split_name)
+    print(format_summary(data))
+    print(f"wrote {a.out}")
+
+
+def cmd_export_pyskl(a: argparse.Namespace) -> None:
+    from microgesture.data.formats.pyskl import export_pyskl
+
+    check_output_file(a.out)
+    print(export_pyskl(a.annotations, a.out, layout=a.layout))
+
+
 def cmd_validate(a: argparse.Namespace) -> int:
     from microgesture.data.formats.validate import validate_path
 
@@ -214,6 +245,7 @@ def _data_commands(sub) -> None:
     o.add_argument("--labels", type=Path, required=True, help="iMiGUE master label table (labels_*.csv)")
     o.add_argument("--video-id", type=int, default=None, help="default: from the file names")
     o.set_defaults(func=cmd_import_openpose)
+    _format_commands(dsub, isub, common)
 
     v = dsub.add_parser("validate", help="check a dataset folder or an annotation file; exit 1 on any problem")
     v.add_argument("path", type=Path)
@@ -226,6 +258,36 @@ def _data_commands(sub) -> None:
     sm = dsub.add_parser("summary", help="clips per class and split, subjects, videos, frames")
     sm.add_argument("annotations", type=Path)
     sm.set_defaults(func=cmd_summary)
+
+
+def _format_commands(dsub, isub, common) -> None:
+    """SMG and PYSKL: `data import smg`, `data import pyskl`, `data export pyskl`."""
+    g = isub.add_parser("smg", parents=[common], help="SMG folders (SampleNNNN/ with _skeleton.csv, _finelabels.csv); "
+                                                      "--layout ntu25, --protocol default smg-xsub")
+    g.add_argument("src_dir", type=Path)
+    g.add_argument("--coords", choices=["pixel", "world"], default="pixel",
+                   help="pixel: the colour-image coordinates (assumed 1920x1080); world: Kinect (x, -y) in metres")
+    g.add_argument("--skip-unusable", action="store_true", help="skip label rows outside the skeleton (with a warning)")
+    g.set_defaults(func=cmd_import_smg, layout="ntu25")
+    p = isub.add_parser("pyskl", help="a PYSKL / MMAction2 skeleton annotation pickle (keeps its split)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="annotation pickle to write")
+    p.add_argument("--layout", required=True, help="the file's joint layout: coco17, ntu25, or one of ours")
+    p.add_argument("--persons", type=_positive_int, default=None,
+                   help="persons per clip (default: the most in any clip)")
+    p.add_argument("--classes", type=Path, default=None, help="text file with one class name per line")
+    p.add_argument("--num-classes", type=_positive_int, default=None, help="class count when no --classes")
+    p.add_argument("--project", choices=["xy"], default=None,
+                   help="3-D keypoints: keep (x, -y), an orthographic view from the camera (else refused)")
+    p.add_argument("--split-name", default="train", help="split of a file that is a bare list of clips")
+    p.set_defaults(func=cmd_import_pyskl)
+    exp = dsub.add_parser("export", help="write an annotation file in another toolkit's format")
+    esub = exp.add_subparsers(dest="export_command", required=True)
+    e = esub.add_parser("pyskl", help="a PYSKL annotation pickle (its keys only) for PYSKL / MMAction2")
+    e.add_argument("annotations", type=Path)
+    e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--layout", default=None, help="convert to coco17 or ntu25 first (PYSKL has graphs for those)")
+    e.set_defaults(func=cmd_export_pyskl)
 
 
 def _model_commands(sub) -> None:

@@ -27,7 +27,7 @@ from microgesture.data.formats.importing import (
     save_import,
     to_target_layout,
 )
-from microgesture.data.formats.text import MAX_ISSUES, Issue, parse_int, raise_first, read_lines
+from microgesture.data.formats.text import MAX_ISSUES, Issue, is_number, parse_int, raise_first, read_lines
 from microgesture.domain.classes import class_index_from_raw
 from microgesture.domain.layouts import MIGA35, convert_rows
 from microgesture.domain.protocols import check_protocol
@@ -168,17 +168,9 @@ def _to_floats(rows, line_nos, ncols: int, issues: list[Issue]) -> tuple[np.ndar
             good.append([float(p) for p in parts])
             kept.append(line_no)
         except ValueError:
-            col = next(i for i, p in enumerate(parts) if not _is_float(p))
+            col = next(i for i, p in enumerate(parts) if not is_number(p))
             issues.append((f"line {line_no}, {_field_name(col)}", f"{parts[col].strip()!r} is not a number"))
     return np.array(good, dtype=np.float64).reshape(len(good), ncols), kept
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def parse_skeleton(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[Issue]]:

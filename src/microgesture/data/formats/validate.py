@@ -2,7 +2,8 @@
 
 `validate_path` accepts a MiGA-layout folder (or one video's folder), a single
 `<vid>_label.csv` / `<vid>_light_hand.csv`, an iMiGUE label table (`*.csv`), an OpenPose JSON
-folder (first problem only), or an annotation pickle.
+folder (first problem only), an SMG folder (`SampleNNNN/` sequences, or one of them), or an
+annotation pickle.
 An empty list means the data is clean.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from microgesture.data.formats import miga
+from microgesture.data.formats import miga, smg
 from microgesture.data.formats.annotations import (
     clip_problems,
     dataset_problems,
@@ -53,10 +54,13 @@ def validate_path(path: str | Path, video_root: str | Path | None = None, decode
         return [Problem(str(path), "", "not found")]
     if path.is_dir():
         if not any(path.iterdir()):
-            return [Problem(str(path), "", "empty folder: expected a MiGA-layout folder (<vid:04d>/ sub-folders) "
+            return [Problem(str(path), "", "empty folder: expected a MiGA-layout folder (<vid:04d>/ sub-folders), "
+                                           "an SMG folder (SampleNNNN/ sub-folders) "
                                            "or a folder of OpenPose <vid>_<frame>_keypoints.json files")]
         if any(p.name.endswith("_keypoints.json") for p in path.iterdir()):
             return _validate_openpose(path)
+        if smg.is_smg_folder(path):
+            return validate_smg_folder(path)
         return validate_miga_folder(path, decode)
     if path.suffix in (".pkl", ".pickle"):
         return validate_annotation_file(path, video_root, decode)
@@ -120,6 +124,60 @@ def _validate_video(folder: Path, decode: bool = False) -> list[Problem]:
     if video.is_file():
         problems += _check_video_length(video, skeleton_file, len(frames), decode)
     return problems
+
+
+def validate_smg_folder(root: str | Path) -> list[Problem]:
+    """Every problem in an SMG folder (see smg.py): files, label rows against the skeleton, frame counts."""
+    try:
+        sequences = smg.find_sequences(root)
+    except DataError as exc:
+        return [_from_error(exc)]
+    problems: list[Problem] = []
+    for _, folder in sequences:
+        problems += _validate_smg_sequence(smg.sequence_files(folder))
+    return problems
+
+
+def _validate_smg_sequence(files: smg.SequenceFiles) -> list[Problem]:
+    rows, label_issues = smg.parse_labels(files.labels)
+    values, skeleton_issues = smg.parse_skeleton(files.skeleton)
+    problems = _issues(files.labels, label_issues) + _issues(files.skeleton, skeleton_issues)
+    problems += _duplicate_rows(files.labels, [r._replace(start=r.start + 1, end=r.end + 1) for r in rows])
+    if files.info.is_file():
+        info, info_issues = smg.parse_info(files.info)
+        problems += _issues(files.info, info_issues)
+        if info is not None and files.skeleton.is_file() and info["num_frames"] != len(values):
+            problems.append(Problem(str(files.info), "line 1", f"numFrames is {info['num_frames']}, but "
+                                    f"{files.skeleton.name} has {len(values)} rows", warning=True))
+    else:
+        problems.append(Problem(str(files.info), "", "not found: the frame rate is unknown", warning=True))
+    if files.states is not None:
+        problems += _issues(files.states, smg.parse_states(files.states)[1])
+    if not files.skeleton.is_file() or not len(values):
+        return problems
+    problems += _smg_detection_problems(files, values)
+    joints = smg.to_joints(values)
+    for row in rows:
+        where = f"line {row.line}"
+        first, last = row.start + 1, row.end + 1  # as written: SMG numbers frames from 1
+        if row.end >= len(values):
+            problems.append(Problem(str(files.labels), where, f"frames {first}..{last} go beyond the "
+                                    f"{len(values)} frames of {files.skeleton.name} (frames are numbered from 1)"))
+        elif not joints[row.start:row.end + 1, :, 2].any():
+            problems.append(Problem(str(files.labels), where, f"frames {first}..{last}: no joint detected"))
+    return problems
+
+
+def _smg_detection_problems(files: smg.SequenceFiles, values: np.ndarray) -> list[Problem]:
+    """Warnings for pixel positions Kinect could not map (non-finite) where the 3-D joint was tracked."""
+    tracked = np.isfinite(values[..., smg.WORLD]).all(-1) & (values[..., smg.WORLD] != 0).any(-1)
+    unmapped = tracked & ~np.isfinite(values[..., smg.PIXEL]).all(-1)
+    if not unmapped.any():
+        return []
+    frames = np.flatnonzero(unmapped.any(-1))
+    return [Problem(str(files.skeleton), f"line {frames[0] + 1}",
+                    f"{int(unmapped.sum())} tracked joint(s) in {len(frames)} frame(s) have no finite pixel "
+                    "position: they count as undetected with --coords pixel", warning=True)]
 
 
 def _duplicate_rows(label_file: Path, rows) -> list[Problem]:
