@@ -93,6 +93,9 @@ class DataConfig:
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     rgb: RGBDataConfig = field(default_factory=RGBDataConfig)
     cache: str | None = None  # a token cache from `microgesture extract`: a fusion trains on it
+    # Training order: "shuffle" (each clip once an epoch), or drawn with replacement so that class c
+    # comes up with probability ~ 1 (class_balanced) or ~ sqrt(n_c) (square_root) (data/samplers.py).
+    sampler: Literal["shuffle", "class_balanced", "square_root"] = "shuffle"
 
     def check(self, prefix: str) -> None:
         if self.annotations is not None and self.synthetic is not None:
@@ -240,6 +243,27 @@ class TaskConfig:
 
 
 @dataclass
+class OSEConfig:
+    """Orthogonal semantic embedding loss on the embedding(s) the heads see (train/ose.py).
+
+    Each class has a learned prototype direction; a clip's embedding is pulled to its class's
+    prototype, pushed below cosine `margin` from every other class's, and the prototypes are
+    pushed towards an orthogonal set (`orthogonality` weights that term). The sum is scaled by
+    `weight` and added to the task loss.
+    """
+
+    weight: float = 0.1
+    margin: float = 0.2
+    orthogonality: float = 1.0
+
+    def check(self, prefix: str) -> None:
+        if self.weight < 0 or self.orthogonality < 0:
+            raise ConfigError(f"{prefix}.weight / orthogonality: must be >= 0")
+        if not -1 <= self.margin < 1:
+            raise ConfigError(f"{prefix}.margin: a cosine in [-1, 1), got {self.margin}")
+
+
+@dataclass
 class OptimConfig:
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = 0.1
@@ -248,13 +272,17 @@ class OptimConfig:
     weight_decay: float = 5e-4
     scheduler: Literal["cosine", "none"] = "cosine"
     warmup_epochs: int = 0
-    # Square-root smoothed weighting (arXiv 2606.13030): w_c ~ 1/sqrt(n_c), normalised to mean 1.
-    class_weighting: Literal["none", "sqrt", "inverse"] = "none"
+    # Loss weights from training counts n_c (train/module.py `class_weights`): square-root smoothed
+    # (arXiv 2606.13030) w_c ~ 1/sqrt(n_c); inverse 1/n_c; class_balanced (1 - beta) / (1 - beta^n_c),
+    # the effective number of samples (Cui et al. 2019); all normalised to mean 1.
+    class_weighting: Literal["none", "sqrt", "inverse", "class_balanced"] = "none"
+    class_balance_beta: float = 0.999
     label_smoothing: float = 0.0
+    ose: OSEConfig | None = None  # the orthogonal semantic embedding loss (train/ose.py); None: off
 
     def check(self, prefix: str) -> None:
         _positive(prefix, lr=self.lr)
-        _probability(prefix, label_smoothing=self.label_smoothing)
+        _probability(prefix, label_smoothing=self.label_smoothing, class_balance_beta=self.class_balance_beta)
 
 
 @dataclass

@@ -21,19 +21,26 @@ from microgesture.train.tasks import Task, logged_metrics, task_loss, task_metri
 from microgesture.typed_config import from_dict, to_dict
 
 
-def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> np.ndarray | None:
-    """Loss weights from training label counts: 'sqrt' is w_c ~ 1/sqrt(n_c), 'inverse' 1/n_c.
+def class_weights(labels: np.ndarray, num_classes: int, mode: str, beta: float = 0.999) -> np.ndarray | None:
+    """Loss weights from training label counts n_c.
 
-    Weights are normalised to mean 1 over the classes present; absent classes get weight 1.
+    'sqrt': w_c ~ 1/sqrt(n_c) (square-root smoothed, arXiv 2606.13030); 'inverse': 1/n_c;
+    'class_balanced': (1 - beta) / (1 - beta^n_c), the inverse effective number of samples (Cui et
+    al. 2019, "Class-Balanced Loss Based on Effective Number of Samples"; beta -> 1 tends to
+    'inverse', beta = 0 gives equal weights). Weights are normalised to mean 1 over the classes
+    present; absent classes get weight 1.
     """
     if mode == "none":
         return None
     counts = np.bincount(labels[labels >= 0], minlength=num_classes).astype(np.float64)
     present = counts > 0
-    power = 0.5 if mode == "sqrt" else 1.0
+    n = counts[present]
+    if mode == "class_balanced":
+        raw = (1.0 - beta) / (1.0 - np.power(beta, n))
+    else:
+        raw = n ** -(0.5 if mode == "sqrt" else 1.0)
     weights = np.ones(num_classes)
-    weights[present] = counts[present] ** -power
-    weights[present] /= weights[present].mean()
+    weights[present] = raw / raw.mean()
     return weights.astype(np.float32)
 
 
