@@ -17,6 +17,7 @@ import torch
 
 from microgesture.train.build import build_model
 from microgesture.train.config import ExperimentConfig
+from microgesture.train.ose import OSELoss
 from microgesture.train.tasks import Task, logged_metrics, task_loss, task_metrics, tasks_for
 from microgesture.typed_config import from_dict, to_dict
 
@@ -72,6 +73,11 @@ class Classifier(L.LightningModule):
         self.class_names = list(class_names)
         weight = None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)
         self.register_buffer("class_weight", weight, persistent=False)
+        ose = self.cfg.optim.ose
+        has_mg = any(t.name == "mg" for t in self.tasks)
+        self.ose = None if ose is None or not has_mg else OSELoss(
+            self.model.embed_dims, num_classes, margin=ose.margin, orthogonality=ose.orthogonality,
+            seed=self.cfg.trainer.seed)
         self._val_outputs: list[dict[str, torch.Tensor]] = []
 
     @classmethod
@@ -95,9 +101,15 @@ class Classifier(L.LightningModule):
         return torch.stack(losses).sum()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        outputs = self(batch)
-        loss = self._loss(outputs, batch)
         n = len(batch["index"])
+        if self.ose is None:
+            outputs = self(batch)
+            loss = self._loss(outputs, batch)
+        else:  # the OSE loss reads the embeddings the heads saw (train/ose.py)
+            outputs, embeddings = self.model.forward_and_embed({k: batch[k] for k in self.model.input_keys})
+            ose = self.ose(embeddings, batch["label"])
+            self.log("train_ose", ose, on_step=False, on_epoch=True, batch_size=n)
+            loss = self._loss(outputs, batch) + self.cfg.optim.ose.weight * ose
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
         first = self.tasks[0]
         labels = batch[first.target]
