@@ -117,10 +117,33 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
 
 
 def cmd_fuse(a: argparse.Namespace) -> None:
+    if a.calibrate:
+        return cmd_fuse_calibrated(a)
     from microgesture.eval.report import fuse_files
 
     print(fuse_files(a.scores, weights=a.weights, mode=a.mode, temperature=a.temperature,
                      out=a.out, scores_out=a.scores_out))
+
+
+def cmd_fuse_calibrated(a: argparse.Namespace) -> None:
+    """`fuse TEST... --calibrate VAL...`: temperatures and weights fit on validation (eval/voting.py)."""
+    from microgesture.errors import ConfigError
+    from microgesture.eval.voting import calibrated_voting, format_voting
+
+    if a.weights is not None or a.temperature != 1.0 or a.mode != "score":
+        raise ConfigError("--calibrate fits the weights and temperatures itself: drop --weights, --temperature, --mode")
+    result = calibrated_voting(a.calibrate, a.scores, objective=a.objective, out=a.report)
+    if a.scores_out is not None:
+        from microgesture.eval.scores import write_scores
+
+        write_scores(a.scores_out, result.fused)
+    if a.out is not None:
+        import json
+
+        from microgesture.utils.io import write_text
+
+        write_text(a.out, json.dumps(result.report, indent=2))
+    print(format_voting(result))
 
 
 def cmd_extract(a: argparse.Namespace) -> None:
@@ -245,6 +268,13 @@ def _result_commands(sub) -> None:
     f.add_argument("--temperature", type=float, default=1.0)
     f.add_argument("--out", type=Path, default=None, help="write the metrics here (JSON)")
     f.add_argument("--scores-out", type=Path, default=None, help="write the fused scores here (CSV)")
+    f.add_argument("--calibrate", type=Path, nargs="+", default=None, metavar="VAL_SCORES",
+                   help="validation score files, one per stream in the same order: fit temperatures and weights "
+                        "on them, then fuse the test files (calibrated soft voting)")
+    f.add_argument("--objective", choices=["nll", "macro_f1", "top1"], default="nll",
+                   help="with --calibrate: what the weight search maximises on validation (default: likelihood)")
+    f.add_argument("--report", type=Path, default=None,
+                   help="with --calibrate: a folder for calibration.json, scores_fused.csv, reliability diagrams")
     f.set_defaults(func=cmd_fuse)
 
     d = sub.add_parser("demo", help="synthetic data -> joint and bone 2s-AGCN -> fusion -> report")
