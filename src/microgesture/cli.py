@@ -170,6 +170,53 @@ def cmd_demo(a: argparse.Namespace) -> None:
     run_demo(a.out, epochs=a.epochs, seed=a.seed)
 
 
+# -- domain adaptation -------------------------------------------------------------------------
+def cmd_adapt(a: argparse.Namespace) -> None:
+    from microgesture.train.config import load_config
+
+    cfg = load_config(a.config, a.set)
+    from microgesture.train.adapt import adapt
+
+    out = a.out or Path("runs") / f"{cfg.name}_cmpl"
+    result = adapt(cfg, out, target=a.target, device=a.device)
+    for stream, ckpt in result.checkpoints.items():
+        print(f"adapted {stream}: {ckpt}")
+    print(f"pseudo-labels and provenance: {out}/round_*/pseudo_labels.csv, {out}/manifest.json")
+
+
+def cmd_adapt_quality(a: argparse.Namespace) -> None:
+    import json
+
+    from microgesture.data.formats.annotations import load_annotations
+    from microgesture.eval.pseudo import pseudo_label_quality
+
+    quality = pseudo_label_quality(a.adapt_dir, load_annotations(a.annotations), a.target, a.train_split)
+    for r, q in quality.items():
+        precision = "-" if q["precision"] is None else f"{100 * q['precision']:.1f}%"
+        print(f"round {r}: {q['num_pseudo']} pseudo-labels, coverage {100 * q['coverage']:.1f}%, precision {precision}")
+    if a.out is not None:
+        from microgesture.utils.io import write_text
+
+        write_text(a.out, json.dumps(quality, indent=2))
+
+
+def _adapt_commands(sub) -> None:
+    ad = sub.add_parser("adapt", help="cross-modal pseudo-labelling (CMPL) on an unlabelled target split")
+    ad.add_argument("config", type=Path, help="a config whose streams name their trained checkpoints")
+    ad.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
+    ad.add_argument("--target", required=True, help="the unlabelled target split (its labels are removed first)")
+    ad.add_argument("--out", type=Path, default=None, help="adaptation folder (default runs/<name>_cmpl; resumed)")
+    ad.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    ad.set_defaults(func=cmd_adapt)
+    q = sub.add_parser("adapt-quality", help="after adaptation: pseudo-label precision and coverage from true labels")
+    q.add_argument("adapt_dir", type=Path)
+    q.add_argument("--annotations", type=Path, required=True, help="the labelled annotation file")
+    q.add_argument("--target", required=True)
+    q.add_argument("--train-split", default="train", help="defines the head/medium/tail groups")
+    q.add_argument("--out", type=Path, default=None, help="write the figures here (JSON)")
+    q.set_defaults(func=cmd_adapt_quality)
+
+
 # -- parser -----------------------------------------------------------------------------------
 def _data_commands(sub) -> None:
     data = sub.add_parser("data", help="create, import, check and summarise datasets")
@@ -293,6 +340,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_commands(sub)
     _model_commands(sub)
     _result_commands(sub)
+    _adapt_commands(sub)
     return p
 
 

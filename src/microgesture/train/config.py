@@ -302,6 +302,32 @@ class TrainerConfig:
         _positive(prefix, max_epochs=self.max_epochs, num_nodes=self.num_nodes)
 
 
+@dataclass
+class AdaptConfig:
+    """Cross-modal pseudo-labelling (CMPL, arXiv 2606.13030) on unlabelled target clips (train/adapt.py).
+
+    Each round, every stream's model predicts the target clips; a clip becomes a pseudo-label when
+    the streams agree and the mean confidence of the agreed class passes its class's threshold
+    (`threshold` scaled per class by how often the class is confidently predicted, FlexMatch-style,
+    never below `min_threshold`); each class keeps at most `cap` x the mean count per class (the
+    most confident first); then every stream is fine-tuned `epochs` epochs at `lr` on the source
+    training clips plus the pseudo-labels.
+    """
+
+    rounds: int = 2
+    epochs: int = 4
+    lr: float = 0.01
+    threshold: float = 0.8
+    min_threshold: float = 0.4
+    cap: float = 2.0
+
+    def check(self, prefix: str) -> None:
+        _positive(prefix, rounds=self.rounds, epochs=self.epochs, lr=self.lr, cap=self.cap)
+        _probability(prefix, threshold=self.threshold, min_threshold=self.min_threshold)
+        if self.min_threshold > self.threshold:
+            raise ConfigError(f"{prefix}.min_threshold: {self.min_threshold} is above threshold {self.threshold}")
+
+
 def _default_data() -> DataConfig:
     return DataConfig(synthetic=SynthConfig())
 
@@ -314,6 +340,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    adapt: AdaptConfig | None = None  # `microgesture adapt` (CMPL) settings
 
 
 def check_experiment(cfg: ExperimentConfig) -> None:
