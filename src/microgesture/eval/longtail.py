@@ -105,3 +105,26 @@ def format_long_tail(rows: Mapping[str, Mapping[str, Any]]) -> str:
         lines.append("classes: " + ", ".join(f"{g} {len(groups[g]['classes'])}" for g in GROUPS)
                      + " (by training clips: head >= 2x the mean, tail <= half the mean)")
     return "\n".join(lines)
+
+
+def long_tail_table(score_files: Mapping[str, Any], annotations: Any, train_split: str = "train") -> str:
+    """The head / medium / tail table of named score files (e.g. the demo's streams and fusion),
+    groups from the annotation file's training split. For `apps/demo.py`:
+
+        print(long_tail_table({"joint": out / "joint/eval/scores.csv", "joint+bone": out / "scores_fused.csv"}, ann))
+    """
+    from microgesture.data.formats.annotations import load_annotations
+    from microgesture.eval.scores import read_scores
+
+    data = load_annotations(annotations)
+    names = list(data["meta"].get("classes") or [])
+    by_name = {c["frame_dir"]: c["label"] for c in data["annotations"]}
+    labels = np.array([by_name[i] for i in data["split"].get(train_split, [])], dtype=np.int64)
+    rows = {}
+    for name, path in score_files.items():
+        table = read_scores(path)
+        known = table.labels >= 0
+        counts = np.bincount(labels[labels >= 0], minlength=table.num_classes)
+        rows[name] = long_tail_metrics(table.scores[known], table.labels[known], counts,
+                                       names if len(names) == table.num_classes else None)
+    return format_long_tail(rows)
