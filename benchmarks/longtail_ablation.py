@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from microgesture.errors import DataError
 from microgesture.eval.longtail import long_tail_metrics
 from microgesture.eval.metrics import classification_metrics
 from microgesture.eval.scores import ScoreTable, read_scores
@@ -44,11 +45,18 @@ METRICS = ("top1", "macro_f1", "tail_top1", "tail_macro_f1")
 
 
 def trained(cfg, run_dir: Path):
-    """Train, or reuse a finished run (resuming an interrupted one)."""
+    """Train, or reuse a finished run (resuming an interrupted one); waits while another process
+    of this benchmark (`--variants`) trains the same run."""
     best = run_dir / "checkpoints" / "best.ckpt"
-    if (run_dir / "run_info.json").is_file() and best.is_file():
-        return best
-    return fit(cfg, run_dir, resume=(run_dir / "checkpoints" / LAST).is_file()).best_checkpoint
+    while True:
+        if (run_dir / "run_info.json").is_file() and best.is_file():
+            return best
+        try:
+            return fit(cfg, run_dir, resume=(run_dir / "checkpoints" / LAST).is_file()).best_checkpoint
+        except DataError as exc:
+            if "in use by a run still going" not in str(exc):
+                raise
+            time.sleep(30)
 
 
 def scores_of(cfg, checkpoint: Path, out: Path, split: str) -> Path:
@@ -58,10 +66,11 @@ def scores_of(cfg, checkpoint: Path, out: Path, split: str) -> Path:
     return path
 
 
-def train_streams(seed: int, out: Path, common: list[str]) -> dict[str, dict[str, dict]]:
+def train_streams(seed: int, out: Path, common: list[str], variants=tuple(VARIANTS)) -> dict[str, dict[str, dict]]:
     """{variant: {stream: {"config", "checkpoint", "val", "test"}}}."""
     runs: dict[str, dict[str, dict]] = {}
-    for variant, sets in VARIANTS.items():
+    for variant in variants:
+        sets = VARIANTS[variant]
         for stream in STREAMS:
             cfg = load_config(CONFIGS / f"longtail_{stream}.yaml", common + sets + [f"trainer.seed={seed}"])
             run_dir = out / f"seed{seed}" / f"{variant}_{stream}"
@@ -79,10 +88,10 @@ def headline(table: ScoreTable, counts: np.ndarray) -> dict[str, float]:
     return {"top1": m["top1"], "macro_f1": m["macro_f1"], "tail_top1": tail["top1"], "tail_macro_f1": tail["macro_f1"]}
 
 
-def run_seed(seed: int, out: Path, common: list[str], stage: str) -> dict | None:
+def run_seed(seed: int, out: Path, common: list[str], stage: str, variants=tuple(VARIANTS)) -> dict | None:
     from microgesture.eval.fuse import fuse
 
-    runs = train_streams(seed, out, common)
+    runs = train_streams(seed, out, common, variants if stage == "train" else tuple(VARIANTS))
     if stage == "train":
         return None
     counts = training_counts(data_module(runs["base"]["joint"]["config"]))
@@ -150,6 +159,8 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path("runs/longtail_ablation"))
     parser.add_argument("--stage", choices=["train", "all"], default="all", help="train: the six stream runs only")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
+                        help="with --stage train: which runs this process trains (run several processes in parallel)")
     parser.add_argument("--quick", action="store_true", help="tiny data, one epoch: checks the script runs")
     args = parser.parse_args()
     common = ["trainer.progress_bar=false", f"data.synthetic.root={args.out / 'data'}"]
@@ -158,7 +169,7 @@ def main() -> None:
                    "data.synthetic.val_fraction=0.25", "trainer.max_epochs=1", "data.num_frames=16"]
         args.seeds = args.seeds[:1]
     start = time.perf_counter()
-    per_seed = [run_seed(seed, args.out, common, args.stage) for seed in args.seeds]
+    per_seed = [run_seed(seed, args.out, common, args.stage, tuple(args.variants)) for seed in args.seeds]
     if args.stage == "train":
         return
     text = (f"Synthetic benchmark, held-out test subjects, training seeds {args.seeds} (mean ± std over seeds, %).\n"
