@@ -78,7 +78,7 @@ def test_values_match_the_per_pixel_definition_for_two_persons():
     pairs = limb_pairs(IMIGUE22)
     ref = reference_volume(clip["keypoint"], clip["keypoint_score"], out["heatmap_box"], 9, 0.8, pairs, 22)
     assert out["heatmap"].shape == (22 + len(pairs), 3, 9, 9) and out["heatmap"].dtype == np.float32
-    np.testing.assert_allclose(out["heatmap"], ref, atol=2e-5)
+    np.testing.assert_allclose(out["heatmap"], ref, atol=4e-4)  # drawn within 4 sigmas
     assert out["heatmap"][10].max() == 0  # an undetected joint draws nothing
 
 

@@ -20,8 +20,8 @@ by `margin` of its side on each side; one box for all frames, so motion stays vi
 volume: `size` x `size` pixels whose centres sit at ``(i + 0.5) * side / size`` in the box; a
 joint is a Gaussian of `sigma` heatmap pixels scaled by its confidence, a limb (a usable edge
 of the layout's graph, `limb_pairs`) the Gaussian of the distance to the segment, scaled by
-the smaller confidence of its ends; persons are merged by maximum. Missing joints (score 0)
-draw nothing. Output `sample[key]` float32 [K, T, size, size] (K = joints, then limbs), with a
+the smaller confidence of its ends, both drawn within `REACH` sigmas (below 3.4e-4 of the peak
+beyond); persons are merged by maximum. Missing joints (score 0) draw nothing. Output `sample[key]` float32 [K, T, size, size] (K = joints, then limbs), with a
 leading clip axis for multi-clip samples.
 """
 
@@ -37,6 +37,7 @@ from microgesture.domain.layouts import JointLayout
 from microgesture.errors import ConfigError
 
 _MIN_SIDE = 1e-3  # box side when every detected joint sits at one point
+REACH = 4.0  # sigmas around a joint or limb that are drawn (exp(-8) = 3.4e-4 of the peak beyond)
 
 
 def limb_pairs(layout: JointLayout) -> tuple[tuple[int, int], ...]:
@@ -212,52 +213,61 @@ class HeatmapVolume:
         """One clip: uv [M, T, V, 2] in heatmap pixels, score [M, T, V] -> [K, T, size, size].
 
         Only detected joints and limbs (score > 0) are drawn; persons are merged by maximum.
+        A joint is drawn as a segment of length 0.
         """
-        grid = np.arange(self.size, dtype=np.float32)
         num_joints = uv.shape[-2] if self.joints else 0
         out = np.zeros((num_joints + len(pairs), uv.shape[1], self.size, self.size), np.float32)
         a, b = (np.array(x) for x in zip(*pairs)) if pairs else (None, None)
         for person, (p_uv, p_score) in enumerate(zip(uv, score)):
-            if self.joints:  # channel-major (joint, frame) order, as the output
-                joint, frame = np.nonzero(p_score.T > 0)
-                maps = joint_maps(p_uv[frame, joint], p_score[frame, joint], grid, self.sigma)
-                _draw(out[:num_joints], joint, frame, maps, merge=person > 0)
+            if self.joints:
+                frame, joint = np.nonzero(p_score > 0)
+                ends = p_uv[frame, joint]
+                draw_segments(out, joint, frame, ends, ends, p_score[frame, joint], self.sigma, merge=person > 0)
             if pairs:
                 weight = np.minimum(p_score[:, a], p_score[:, b])
-                limb, frame = np.nonzero(weight.T > 0)
-                maps = limb_maps(p_uv[frame, a[limb]], p_uv[frame, b[limb]], weight[frame, limb], grid, self.sigma)
-                _draw(out[num_joints:], limb, frame, maps, merge=person > 0)
+                frame, limb = np.nonzero(weight > 0)
+                draw_segments(out, num_joints + limb, frame, p_uv[frame, a[limb]], p_uv[frame, b[limb]],
+                              weight[frame, limb], self.sigma, merge=person > 0)
         return out
 
 
-def _draw(out: np.ndarray, channel: np.ndarray, frame: np.ndarray, maps: np.ndarray, merge: bool) -> None:
-    """out[channel, frame] = maps (the maximum with what is there when `merge`: another person)."""
-    if merge:
-        maps = np.maximum(out[channel, frame], maps)
-    if len(channel) == out.shape[0] * out.shape[1]:  # every map: (channel, frame) runs in order
-        out.reshape(-1, *out.shape[2:])[...] = maps
-    else:
-        out[channel, frame] = maps
+def draw_segments(out: np.ndarray, channel: np.ndarray, frame: np.ndarray, start: np.ndarray, end: np.ndarray,
+                  weight: np.ndarray, sigma: float, *, merge: bool) -> None:
+    """Draw P segments start-end [P, 2] (heatmap pixels) into out[channel, frame] [K, T, S, S].
+
+    Each is computed only in a square window covering it and REACH sigmas around it (beyond,
+    a Gaussian is below 3.4e-4 of its peak and is left out); windows are grouped by size
+    (powers of two, at most S) so each group is one vectorised computation. Windows stay inside
+    the map (shifted inwards at the borders; the values are exact wherever they are drawn).
+    With `merge` the maximum with what is drawn already is kept (another person).
+    """
+    size = out.shape[-1]
+    reach = REACH * sigma
+    corner = np.floor(np.minimum(start, end) - reach)
+    extent = (np.ceil(np.maximum(start, end) + reach) - corner + 1).max(-1)
+    window = np.minimum(2 ** np.ceil(np.log2(np.clip(extent, 1, size))), size).astype(np.int64)
+    flat_out = out.reshape(-1)
+    for w in np.unique(window):
+        sel = np.flatnonzero(window == w)
+        origin = np.clip(corner[sel], 0, size - w).astype(np.int64)  # [p, 2] (x, y)
+        xs, ys = origin[:, 0:1] + np.arange(w), origin[:, 1:2] + np.arange(w)  # [p, w]
+        maps = segment_maps(start[sel], end[sel], weight[sel], xs.astype(np.float32), ys.astype(np.float32), sigma)
+        plane = (channel[sel] * out.shape[1] + frame[sel]) * size * size
+        index = plane[:, None, None] + ys[:, :, None] * size + xs[:, None, :]  # [p, w, w]
+        flat_out[index] = np.maximum(flat_out[index], maps) if merge else maps
 
 
-def joint_maps(points: np.ndarray, weight: np.ndarray, grid: np.ndarray, sigma: float) -> np.ndarray:
-    """[P, H, W] for P points [P, 2]: weight * exp(-d^2 / 2 sigma^2), separable in x and y."""
-    scale = np.float32(-0.5 / sigma**2)
-    gx = np.exp(scale * (grid - points[:, 0:1]) ** 2)  # [P, W]
-    gy = np.exp(scale * (grid - points[:, 1:2]) ** 2) * weight[:, None]  # [P, H]
-    return gy[:, :, None] * gx[:, None, :]
-
-
-def limb_maps(start: np.ndarray, end: np.ndarray, weight: np.ndarray, grid: np.ndarray, sigma: float) -> np.ndarray:
-    """[P, H, W] for P segments start-end [P, 2]: weight * exp(-d^2 / 2 sigma^2), d the distance to the segment.
+def segment_maps(start: np.ndarray, end: np.ndarray, weight: np.ndarray, xs: np.ndarray, ys: np.ndarray,
+                 sigma: float) -> np.ndarray:
+    """[P, h, w] at pixels ys [P, h] x xs [P, w]: weight * exp(-d^2 / 2 sigma^2), d the distance to segment P.
 
     With p = pixel - start and e = end - start, the closest point is start + t e with
     t = clip(p.e / |e|^2, 0, 1) (a segment of length 0 is its start point). In place, to keep
-    the passes over the [P, H, W] arrays few.
+    the passes over the [P, h, w] arrays few.
     """
     e = end - start
     inv_length2 = (1.0 / np.maximum((e**2).sum(-1), np.float32(1e-6)))[:, None, None]
-    px, py = grid - start[:, 0:1], grid - start[:, 1:2]  # [P, W], [P, H]
+    px, py = xs - start[:, 0:1], ys - start[:, 1:2]  # [P, w], [P, h]
     t = py[:, :, None] * e[:, 1, None, None] + (px * e[:, 0:1])[:, None, :]  # p.e
     t *= inv_length2
     np.clip(t, 0.0, 1.0, out=t)
