@@ -1,7 +1,8 @@
 """The experiment config: what `microgesture train CONFIG.yaml` reads. See configs/ for examples.
 
 A model is a set of named streams, each a modality the data pipeline makes (`joint`, `bone`,
-`joint_motion`, `bone_motion`, `rgb`) read by an encoder (`agcn`, `light`, `mvit`), plus a fusion
+`joint_motion`, `bone_motion`, `rgb`, `heatmap`) read by an encoder (`agcn`, `light`, `mvit`,
+`posec3d`), plus a fusion
 when there are several (`cmtf`, `concat`, `late`). The task says what is predicted (`mg`: the
 clip's micro-gesture class; `emotion`: the video's win/lose label, clip outputs averaged per
 video; `mg+emotion`: both), which loss is used and which validation metric picks the best
@@ -77,6 +78,44 @@ class RGBDataConfig:
 
 
 @dataclass
+class HeatmapDataConfig:
+    """Pseudo-heatmap volumes (PoseC3D, arXiv 2104.13586) drawn from the sampled keypoints.
+
+    size x size pixels inside the person's box over the clip (widened by `margin` of its side on
+    each side), Gaussians of `sigma` pixels; channels: the layout's joints and/or its limbs (graph
+    edges). `num_frames`: an evenly spaced subset of data.num_frames (None: all). `crop_area`: in
+    training, a random square covering this fraction range of the box (PoseC3D used [0.56, 1]);
+    [1, 1] turns it off. See data/transforms/heatmap.py and docs/heatmaps.md.
+    """
+
+    size: int = 56
+    sigma: float = 0.6
+    joints: bool = True
+    limbs: bool = True
+    margin: float = 0.1
+    num_frames: int | None = None
+    crop_area: tuple[float, float] = (1.0, 1.0)
+
+    def check(self, prefix: str) -> None:
+        _positive(prefix, size=self.size, sigma=self.sigma)
+        if self.num_frames is not None:
+            _positive(prefix, num_frames=self.num_frames)
+        if not 0 <= self.margin <= 2:
+            raise ConfigError(f"{prefix}.margin: must be in [0, 2] (a fraction of the box side), got {self.margin}")
+        lo, hi = self.crop_area
+        if not 0 < lo <= hi <= 1:
+            raise ConfigError(f"{prefix}.crop_area: need 0 < low <= high <= 1, got {list(self.crop_area)}")
+        if not (self.joints or self.limbs):
+            raise ConfigError(f"{prefix}: draw joints, limbs or both (joints: true and/or limbs: true)")
+
+    def channels(self, layout: str) -> int:
+        """The volume's channel count for `layout`; ConfigError when the layout has no limbs to draw."""
+        from microgesture.data.transforms.heatmap import check_heatmap_layout
+
+        return check_heatmap_layout(LAYOUTS[layout], joints=self.joints, limbs=self.limbs)
+
+
+@dataclass
 class DataConfig:
     annotations: str | None = None
     synthetic: SynthConfig | None = None
@@ -92,6 +131,7 @@ class DataConfig:
     test_split: str = "test"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     rgb: RGBDataConfig = field(default_factory=RGBDataConfig)
+    heatmap: HeatmapDataConfig = field(default_factory=HeatmapDataConfig)
     cache: str | None = None  # a token cache from `microgesture extract`: a fusion trains on it
     # Training order: "shuffle" (each clip once an epoch), or drawn with replacement so that class c
     # comes up with probability ~ 1 (class_balanced) or ~ sqrt(n_c) (square_root) (data/samplers.py).
@@ -158,7 +198,37 @@ class MViTConfig:
         _probability(prefix, dropout=self.dropout)
 
 
-EncoderConfig = AGCNConfig | LightRGBConfig | MViTConfig
+@dataclass
+class PoseC3DConfig:
+    """PoseC3D's SlowOnly 3D CNN over heatmap volumes (R50: base 32, blocks 4-6-3; arXiv 2104.13586).
+
+    `in_channels`: the volume's channels; None takes them from data.heatmap and data.layout when
+    the config is loaded. `recompute_stem`: recompute the full-resolution stem and first stage in
+    the backward pass instead of storing them (less memory, about 1/6 more compute).
+    """
+
+    encoder: Literal["posec3d"] = "posec3d"
+    base_channels: int = 32
+    stage_blocks: tuple[int, ...] = (4, 6, 3)
+    in_channels: int | None = None
+    dropout: float = 0.5
+    recompute_stem: bool = False
+    weights: str | None = None  # a PYSKL/MMAction2 PoseC3D checkpoint or our own
+    checkpoint: str | None = None
+
+    def check(self, prefix: str) -> None:
+        _positive(prefix, base_channels=self.base_channels)
+        if not self.stage_blocks or min(self.stage_blocks) < 1:
+            raise ConfigError(f"{prefix}.stage_blocks: need at least one stage of >= 1 blocks, got "
+                              f"{list(self.stage_blocks)}")
+        if self.in_channels is not None:
+            _positive(prefix, in_channels=self.in_channels)
+        _probability(prefix, dropout=self.dropout)
+
+
+EncoderConfig = AGCNConfig | LightRGBConfig | MViTConfig | PoseC3DConfig
+# What each encoder reads (the kind of modality, domain/modalities.py).
+ENCODER_INPUT = {"agcn": "skeleton", "light": "video", "mvit": "video", "posec3d": "heatmap"}
 
 
 @dataclass
@@ -352,13 +422,26 @@ def check_experiment(cfg: ExperimentConfig) -> None:
         if name not in MODALITIES:
             raise ConfigError(f"model.streams.{name}: unknown modality; known: {', '.join(MODALITIES)}")
         kind = MODALITIES[name]
-        reads = "skeleton" if enc.encoder == "agcn" else "video"
+        reads = ENCODER_INPUT[enc.encoder]
         if kind != reads:
             raise ConfigError(f"model.streams.{name}.encoder: {enc.encoder!r} reads {reads} input, "
                               f"but {name!r} is {kind} input")
+        if kind == "heatmap":
+            _heatmap_channels(name, enc, data)
     if data.cache is not None and model.fusion is None:
         raise ConfigError("data.cache: only fusion models train on cached tokens; this model has one stream "
                           "and no fusion")
+
+
+def _heatmap_channels(name: str, enc: PoseC3DConfig, data: DataConfig) -> None:
+    """Fill in (or check) a heatmap encoder's input channels from what data.heatmap draws."""
+    channels = data.heatmap.channels(data.layout)
+    if enc.in_channels is None:
+        enc.in_channels = channels  # resolved once, so a saved run config names them
+    elif enc.in_channels != channels:
+        parts = " + ".join(p for p, on in (("joints", data.heatmap.joints), ("limbs", data.heatmap.limbs)) if on)
+        raise ConfigError(f"model.streams.{name}.in_channels: {enc.in_channels}, but data.heatmap draws {channels} "
+                          f"channels ({parts} of layout {data.layout})")
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentConfig:

@@ -186,6 +186,7 @@ _ARCHITECTURE = {
     "agcn": ("base_channels", "attention", "similarity", "num_person"),
     "light": ("width", "depth"),
     "mvit": (),
+    "posec3d": ("base_channels", "stage_blocks", "in_channels"),
     "fusion": ("kind", "width", "depth", "heads", "mode", "hidden"),
 }
 
