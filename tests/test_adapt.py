@@ -144,3 +144,26 @@ def test_bad_targets_are_refused_before_anything_is_written(tiny_annotations, tm
                                                     "model.fusion={kind: late}"] for x in ("--set", o)]
     assert main(["adapt", str(cfg_file), *sets, "--target", "val", "--out", str(tmp_path / "out")]) == 2
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("folder,cmpl", [("synthetic", "longtail_cmpl"), ("synthetic", "longtail_cmpl_heatmap"),
+                                         ("imigue", "longtail_cmpl")])
+def test_cmpl_configs_describe_the_streams_they_start_from(folder, cmpl):
+    from pathlib import Path
+
+    from microgesture.train.adapt import stream_config
+    from microgesture.train.run import _architecture
+    from microgesture.typed_config import to_dict
+
+    configs = Path(__file__).resolve().parents[1] / "configs" / folder
+    cfg = load_config(configs / f"{cmpl}.yaml")
+    assert cfg.adapt is not None and len(cfg.model.streams) >= 2
+    for stream in cfg.model.streams:
+        own = load_config(configs / f"longtail_{stream}.yaml")
+        adapted = stream_config(cfg, stream, Path("hidden.pkl"), "videos")
+        # the checkpoint a CMPL stream starts from must load into the stream's model
+        assert _architecture(to_dict(adapted)) == _architecture(to_dict(own))
+        assert adapted.optim.class_weighting == own.optim.class_weighting and adapted.optim.ose == own.optim.ose
+        assert adapted.data.num_frames == own.data.num_frames and adapted.data.layout == own.data.layout
+        if stream == "heatmap":  # the volumes the heatmap stream was trained on
+            assert adapted.data.heatmap == own.data.heatmap
