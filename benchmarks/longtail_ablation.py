@@ -91,6 +91,9 @@ def headline(table: ScoreTable, counts: np.ndarray) -> dict[str, float]:
 def run_seed(seed: int, out: Path, common: list[str], stage: str, variants=tuple(VARIANTS)) -> dict | None:
     from microgesture.eval.fuse import fuse
 
+    if stage == "cmpl":  # CMPL from the OSE runs alone, e.g. while another process trains the others
+        adapt_streams(seed, out, common, train_streams(seed, out, common, ("ose",))["ose"])
+        return None
     runs = train_streams(seed, out, common, variants if stage == "train" else tuple(VARIANTS))
     if stage == "train":
         return None
@@ -158,7 +161,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path("runs/longtail_ablation"))
-    parser.add_argument("--stage", choices=["train", "all"], default="all", help="train: the six stream runs only")
+    parser.add_argument("--stage", choices=["train", "cmpl", "all"], default="all",
+                        help="train: the stream runs only; cmpl: the OSE runs and CMPL only; all: everything and the table")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
                         help="with --stage train: which runs this process trains (run several processes in parallel)")
     parser.add_argument("--quick", action="store_true", help="tiny data, one epoch: checks the script runs")
@@ -170,7 +174,7 @@ def main() -> None:
         args.seeds = args.seeds[:1]
     start = time.perf_counter()
     per_seed = [run_seed(seed, args.out, common, args.stage, tuple(args.variants)) for seed in args.seeds]
-    if args.stage == "train":
+    if args.stage != "all":
         return
     text = (f"Synthetic benchmark, held-out test subjects, training seeds {args.seeds} (mean ± std over seeds, %).\n"
             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "

@@ -113,6 +113,10 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     out = a.out or Path(a.checkpoint).resolve().parent.parent / "eval"
     metrics = evaluate(cfg, a.checkpoint, out, split=a.split, num_clips=a.clips, device=a.device)
     print(format_metrics({Path(a.checkpoint).name: metrics}))
+    if "long_tail" in metrics:
+        from microgesture.eval.longtail import format_long_tail
+
+        print(format_long_tail({Path(a.checkpoint).name: metrics}))
     print(f"wrote {out}/metrics.json, scores.csv, confusion_matrix.png")
 
 
