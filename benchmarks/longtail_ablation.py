@@ -40,6 +40,7 @@ VARIANTS = {  # run name -> overrides of configs/synthetic/longtail_<stream>.yam
     "ose": [],
     "sqrt": ["optim.ose=null"],
 }
+CMPL_SETS: list[str] = []  # --cmpl overrides of configs/synthetic/longtail_cmpl.yaml
 ROWS = ("demo: joint+bone 1:1", "+ sqrt class weights", "+ OSE loss", "+ calibrated voting", "+ CMPL")
 METRICS = ("top1", "macro_f1", "tail_top1", "tail_macro_f1")
 
@@ -66,12 +67,13 @@ def scores_of(cfg, checkpoint: Path, out: Path, split: str) -> Path:
     return path
 
 
-def train_streams(seed: int, out: Path, common: list[str], variants=tuple(VARIANTS)) -> dict[str, dict[str, dict]]:
+def train_streams(seed: int, out: Path, common: list[str], variants=tuple(VARIANTS),
+                  streams=STREAMS) -> dict[str, dict[str, dict]]:
     """{variant: {stream: {"config", "checkpoint", "val", "test"}}}."""
     runs: dict[str, dict[str, dict]] = {}
     for variant in variants:
         sets = VARIANTS[variant]
-        for stream in STREAMS:
+        for stream in streams:
             cfg = load_config(CONFIGS / f"longtail_{stream}.yaml", common + sets + [f"trainer.seed={seed}"])
             run_dir = out / f"seed{seed}" / f"{variant}_{stream}"
             best = trained(cfg, run_dir)
@@ -88,15 +90,17 @@ def headline(table: ScoreTable, counts: np.ndarray) -> dict[str, float]:
     return {"top1": m["top1"], "macro_f1": m["macro_f1"], "tail_top1": tail["top1"], "tail_macro_f1": tail["macro_f1"]}
 
 
-def run_seed(seed: int, out: Path, common: list[str], stage: str, variants=tuple(VARIANTS)) -> dict | None:
+def run_seed(seed: int, out: Path, common: list[str], stage: str, variants=tuple(VARIANTS),
+             streams=STREAMS) -> dict | None:
     from microgesture.eval.fuse import fuse
 
     if stage == "cmpl":  # CMPL from the OSE runs alone, e.g. while another process trains the others
         adapt_streams(seed, out, common, train_streams(seed, out, common, ("ose",))["ose"])
         return None
-    runs = train_streams(seed, out, common, variants if stage == "train" else tuple(VARIANTS))
     if stage == "train":
+        train_streams(seed, out, common, variants, streams)
         return None
+    runs = train_streams(seed, out, common)
     counts = training_counts(data_module(runs["base"]["joint"]["config"]))
     results = {}
     for row, variant in zip(ROWS[:3], ("base", "sqrt", "ose")):
@@ -121,7 +125,7 @@ def adapt_streams(seed: int, out: Path, common: list[str], ose: dict[str, dict])
     from microgesture.train.adapt import adapt
 
     sets = common + [f"trainer.seed={seed}"] + [f"model.streams.{s}.checkpoint={ose[s]['checkpoint']}" for s in STREAMS]
-    cfg = load_config(CONFIGS / "longtail_cmpl.yaml", sets)
+    cfg = load_config(CONFIGS / "longtail_cmpl.yaml", sets + CMPL_SETS)
     folder = out / f"seed{seed}" / "cmpl"
     result = adapt(cfg, folder, target=cfg.data.test_split)
     adapted = {}
@@ -151,7 +155,10 @@ def quality_table(per_seed: list[dict]) -> str:
     rounds = sorted({int(r) for s in per_seed for r in s["pseudo_labels"]})
     for r in rounds:
         q = [s["pseudo_labels"][str(r)] for s in per_seed if str(r) in s["pseudo_labels"]]
-        cell = lambda key: f"{100 * np.mean([x[key] for x in q if x[key] is not None]):.1f}"  # noqa: E731
+        def cell(key: str) -> str:
+            values = [x[key] for x in q if x[key] is not None]
+            return f"{100 * np.mean(values):.1f}" if values else "-"
+
         lines.append(f"| {r} | {np.mean([x['num_pseudo'] for x in q]):.0f} | {cell('precision')} | "
                      f"{cell('coverage')} | {cell('tail_precision')} |")
     return "\n".join(lines)
@@ -165,15 +172,26 @@ def main() -> None:
                         help="train: the stream runs only; cmpl: the OSE runs and CMPL only; all: everything and the table")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS),
                         help="with --stage train: which runs this process trains (run several processes in parallel)")
+    parser.add_argument("--streams", nargs="+", choices=list(STREAMS), default=list(STREAMS),
+                        help="with --stage train: which streams this process trains")
+    parser.add_argument("--epochs", type=int, default=None,
+                        help="training epochs of every stream run (default: the configs' 16, the demo's)")
+    parser.add_argument("--cmpl", nargs="*", default=[], metavar="KEY=VALUE",
+                        help="overrides of the CMPL settings, e.g. adapt.rounds=2 adapt.epochs=1")
     parser.add_argument("--quick", action="store_true", help="tiny data, one epoch: checks the script runs")
     args = parser.parse_args()
     common = ["trainer.progress_bar=false", f"data.synthetic.root={args.out / 'data'}"]
+    if args.epochs is not None:
+        common.append(f"trainer.max_epochs={args.epochs}")
+    global CMPL_SETS
+    CMPL_SETS = list(args.cmpl)
     if args.quick:
         common += ["data.synthetic.subjects=6", "data.synthetic.videos_per_subject=1", "data.synthetic.video=false",
                    "data.synthetic.val_fraction=0.25", "trainer.max_epochs=1", "data.num_frames=16"]
         args.seeds = args.seeds[:1]
     start = time.perf_counter()
-    per_seed = [run_seed(seed, args.out, common, args.stage, tuple(args.variants)) for seed in args.seeds]
+    per_seed = [run_seed(seed, args.out, common, args.stage, tuple(args.variants), tuple(args.streams))
+                for seed in args.seeds]
     if args.stage != "all":
         return
     text = (f"Synthetic benchmark, held-out test subjects, training seeds {args.seeds} (mean ± std over seeds, %).\n"
