@@ -116,6 +116,7 @@ class InterruptAt(L.Callback):
             raise KeyboardInterrupt
 
 
+@pytest.mark.slow
 def test_balanced_sampler_resumes_exactly_and_evaluate_reports_groups(tiny_annotations, tmp_path):
     sets = tiny_overrides(tiny_annotations, epochs=2) + ["data.sampler=class_balanced",
                                                          "optim.class_weighting=class_balanced"]
