@@ -73,8 +73,8 @@ def test_config_and_module(tiny_annotations):
     batch = {"joint": torch.randn(2, 1, 16, 35, 3), "label": torch.tensor([0, 3]), "emotion": torch.tensor([-1, -1]),
              "index": torch.arange(2), "video_id": torch.zeros(2, dtype=torch.long)}
     module.log = lambda *a, **k: None
-    loss = module.training_step(batch, 0)
+    loss = module.training_step(batch, 0).detach()
     logits, emb = module.model.forward_and_embed({"joint": batch["joint"]})
-    plain = module._loss(logits, batch)
-    expected = plain + 0.5 * module.ose(emb, batch["label"])
+    plain = module._loss(logits, batch).detach()
+    expected = plain + 0.5 * module.ose(emb, batch["label"]).detach()
     assert float(loss) == pytest.approx(float(expected), rel=1e-5) and float(loss) > float(plain)
