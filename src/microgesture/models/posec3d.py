@@ -34,7 +34,7 @@ from torch.utils.checkpoint import checkpoint
 
 from microgesture.errors import ConfigError
 from microgesture.models.base import InputSpec
-from microgesture.models.weights import FilteredState, IncompatibleCheckpoint, LoadReport, load_weights
+from microgesture.models.weights import FilteredState, IncompatibleCheckpoint, LoadReport, load_weights, own_keys
 
 __all__ = ["PoseC3D", "build_posec3d", "checkpoint_filter_fn"]
 
@@ -249,7 +249,7 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: PoseC3D) ->
     layout, or limbs instead of joints) or the network is deeper or wider than the model; returns
     a FilteredState. Keys that are neither backbone nor head pass through (reported as unexpected).
     """
-    own = _own_keys(state_dict)
+    own = own_keys(state_dict, _OWN_MARK)
     if own is not None:
         _check_stem(own.get(_OWN_MARK), _OWN_MARK, model)
         return FilteredState(own)
@@ -263,14 +263,6 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: PoseC3D) ->
     if any(k.startswith("backbone.") and k.endswith("conv_lateral.conv.weight") for k in state_dict):
         out.notes.append("lateral connections (SlowFast) are not part of SlowOnly: left out")
     return out
-
-
-def _own_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
-    """Our own names, possibly under a prefix (e.g. Lightning's "model.encoders.heatmap."): strip it."""
-    prefix = next((k[: -len(_OWN_MARK)] for k in state if k.endswith(_OWN_MARK)), None)
-    if prefix is None:
-        return None
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def _check_stem(weight: torch.Tensor | None, key: str, model: PoseC3D) -> None:
