@@ -54,3 +54,15 @@ def test_joint_and_heatmap_cmtf_end_to_end_then_extract_and_fuse(tiny_annotation
                             + [f"data.cache={cache_dir}"])
         out = fit(fused, tmp_path / kind)
         assert evaluate(fused, out.best_checkpoint, tmp_path / f"{kind}_eval")["num_samples"] == metrics["num_samples"]
+
+
+@pytest.mark.slow
+def test_heatmap_stream_for_the_demo(tmp_path):
+    from microgesture.apps.heatmap_stream import run_heatmap_stream
+
+    tiny = dict(subjects=3, videos_per_subject=1, val_fraction=0.5, video=False)
+    metrics = run_heatmap_stream(tmp_path / "heatmap", data_root=tmp_path / "data", epochs=1, **tiny)
+    assert 0.0 <= metrics["top1"] <= 1.0 and metrics["num_samples"] > 0
+    assert (tmp_path / "heatmap" / "eval" / "scores.csv").is_file()
+    again = run_heatmap_stream(tmp_path / "heatmap", data_root=tmp_path / "data", epochs=1, **tiny)  # resumes
+    assert again["top1"] == metrics["top1"]

@@ -5,6 +5,7 @@ the same gradients as the plain ones."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,6 +14,8 @@ import torch.nn.functional as F
 from microgesture.errors import DataError
 from microgesture.models.posec3d import MaxPoolRecompute, build_posec3d
 
+# Key names and shapes printed from MMAction2 1.2.0's own PoseC3D (SlowOnly-R50, COCO-17, 60 classes).
+MMACTION2_KEYS = Path(__file__).parent / "data" / "mmaction2_posec3d_slowonly_r50_keys.txt"
 BLOCKS = (2, 1, 2)  # small, but with every kind of block: plain, strided, temporal, repeated
 
 
@@ -92,6 +95,16 @@ def test_pyskl_checkpoint_loads_and_matches_the_reference_forward(tmp_path):
     assert tokens.shape == (2, 3 * 3 * 3, 8 * 4 * 4)  # T 6 -> 3, 20 -> 10 -> 5 -> 3
 
 
+def test_names_match_mmaction2_and_its_r50_checkpoint_loads_completely(tmp_path):
+    lines = [line.rsplit(" (", 1) for line in MMACTION2_KEYS.read_text().splitlines() if not line.startswith("#")]
+    reference = {key: tuple(int(d) for d in shape.rstrip(")").split(",") if d.strip()) for key, shape in lines}
+    state = foreign_state(17, 32, blocks=(4, 6, 3), classes=60)
+    assert {k: tuple(v.shape) for k, v in state.items()} == reference
+    model = build_posec3d(60, 17, weights=save(tmp_path, state))
+    assert model.load_report.complete and len(model.load_report.loaded) == len(reference)
+    assert sum(p.numel() for p in model.parameters()) == 2024860  # as MMAction2 counts it
+
+
 def test_own_checkpoint_under_a_lightning_prefix_and_another_head(tmp_path):
     model = build_posec3d(5, 6, base_channels=4, stage_blocks=(1, 1))
     state = {f"model.encoders.heatmap.{k}": v for k, v in model.state_dict().items()}
@@ -128,7 +141,7 @@ def test_memory_saving_paths_give_the_plain_gradients():
     F.max_pool3d(x, (1, 3, 3), 1, (0, 1, 1)).pow(2).sum().backward()
     torch.testing.assert_close(recomputed, x.grad)
 
-    grads = []
+    grads, stats = [], []
     for recompute in (False, True):
         torch.manual_seed(1)
         model = build_posec3d(4, 5, base_channels=4, stage_blocks=(1, 1), recompute_stem=recompute).train()
@@ -138,9 +151,12 @@ def test_memory_saving_paths_give_the_plain_gradients():
         x = torch.rand(3, 5, 4, 16, 16, generator=torch.Generator().manual_seed(2))
         F.cross_entropy(model(x), torch.tensor([0, 1, 2])).backward()
         grads.append({n: p.grad.clone() for n, p in model.named_parameters()})
+        stats.append({n: b.clone() for n, b in model.named_buffers()})
     for name, grad in grads[0].items():
         torch.testing.assert_close(grads[1][name], grad, msg=name)
         assert grad.abs().sum() > 0, name
+    for name, value in stats[0].items():  # running statistics updated once, not again by the recomputation
+        torch.testing.assert_close(stats[1][name], value, msg=name)
 
 
 def test_bf16_autocast_training_step_runs_and_is_finite():

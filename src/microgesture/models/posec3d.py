@@ -12,8 +12,8 @@ and a linear layer, as PoseC3D's I3D head.
 
 Speed and memory on CPUs (see docs/heatmaps.md): the convolutions run channels-last (oneDNN's
 fast path), the stride-1 max pool keeps no index tensor for backward (it recomputes it, see
-`MaxPoolRecompute`), and `recompute_stem=True` recomputes the full-resolution stem and first
-stage in the backward pass instead of storing their activations. Train with bf16 autocast
+`MaxPoolRecompute`), and `recompute_stem=True` recomputes the stem and each block of the first
+stage (the high-resolution part) in the backward pass instead of storing their activations. Train with bf16 autocast
 (`trainer.precision: bf16-mixed`) where the CPU has AMX or the GPU has bf16.
 
 Weights: `build_posec3d(weights=...)` loads our own checkpoints and PYSKL / MMAction2 PoseC3D
@@ -34,7 +34,7 @@ from torch.utils.checkpoint import checkpoint
 
 from microgesture.errors import ConfigError
 from microgesture.models.base import InputSpec
-from microgesture.models.weights import FilteredState, IncompatibleCheckpoint, LoadReport, load_weights
+from microgesture.models.weights import FilteredState, IncompatibleCheckpoint, LoadReport, load_weights, own_keys
 
 __all__ = ["PoseC3D", "build_posec3d", "checkpoint_filter_fn"]
 
@@ -79,6 +79,30 @@ def _max_pool(x: torch.Tensor) -> torch.Tensor:
     if torch.is_grad_enabled() and x.requires_grad:
         return MaxPoolRecompute.apply(x)
     return F.max_pool3d(x, (1, 3, 3), 1, (0, 1, 1))
+
+
+def _recomputed(fn, module: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """`fn(x)` with its activations recomputed in backward; the recomputation leaves the batch-norm
+    running statistics of `module` alone (they are updated once per step, as without it)."""
+    calls = 0
+
+    def run(inp: torch.Tensor) -> torch.Tensor:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            return fn(inp)
+        norms = [m for m in module.modules() if isinstance(m, nn.BatchNorm3d)]
+        saved = [(m.momentum, m.num_batches_tracked.clone()) for m in norms]
+        for m in norms:
+            m.momentum = 0.0
+        try:
+            return fn(inp)
+        finally:
+            for m, (momentum, tracked) in zip(norms, saved):
+                m.momentum = momentum
+                m.num_batches_tracked.copy_(tracked)
+
+    return checkpoint(run, x, use_reentrant=False)
 
 
 class Bottleneck(nn.Module):
@@ -160,21 +184,31 @@ class PoseC3D(nn.Module):
         self._init_head()
         self.head.to(self.stem.norm.weight)
 
+    def _stem(self, x: torch.Tensor) -> torch.Tensor:
+        return _max_pool(F.relu(self.stem(x), inplace=True))
+
     def _early(self, x: torch.Tensor) -> torch.Tensor:
-        """Stem, max pool and the first stage: the full-resolution part of the network."""
-        x = _max_pool(F.relu(self.stem(x), inplace=True))
-        return self.stages[0](x)
+        """Stem, max pool and the first stage: the full-resolution part of the network.
+
+        With `recompute_stem` in training, the stem and each block of the first stage are
+        recomputed in the backward pass, one at a time, so only their inputs are kept.
+        """
+        if not (self.recompute_stem and self.training and torch.is_grad_enabled()):
+            return self.stages[0](self._stem(x))
+        x = _recomputed(self._stem, self.stem, x)
+        for block in self.stages[0]:
+            x = _recomputed(block, block, x)
+        return x
 
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 5 or x.shape[1] != self.in_channels or min(x.shape[3:]) < self.input_spec.min_size:
             raise ValueError(f"PoseC3D expects heatmap volumes [N, K={self.in_channels}, T, H, W] with H, W >= "
                              f"{self.input_spec.min_size}, got {list(x.shape)}")
-        # Channels-last 3D convolutions take oneDNN's fast path on CPUs (about 2x here, training included).
-        x = x.contiguous(memory_format=torch.channels_last_3d)
-        if self.recompute_stem and torch.is_grad_enabled() and self.training:
-            x = checkpoint(self._early, x, use_reentrant=False)
-        else:
-            x = self._early(x)
+        # Channels-last 3D convolutions take oneDNN's fast path on CPUs. Under autocast the input is cast once
+        # here, so the stem keeps one low-precision copy for backward rather than a float32 one as well.
+        dtype = torch.get_autocast_dtype(x.device.type) if torch.is_autocast_enabled(x.device.type) else x.dtype
+        x = x.to(dtype=dtype, memory_format=torch.channels_last_3d)
+        x = self._early(x)
         for stage in self.stages[1:]:
             x = stage(x)
         return x.flatten(2).transpose(1, 2)  # [N, T'*H'*W', D], time-major
@@ -249,7 +283,7 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: PoseC3D) ->
     layout, or limbs instead of joints) or the network is deeper or wider than the model; returns
     a FilteredState. Keys that are neither backbone nor head pass through (reported as unexpected).
     """
-    own = _own_keys(state_dict)
+    own = own_keys(state_dict, _OWN_MARK)
     if own is not None:
         _check_stem(own.get(_OWN_MARK), _OWN_MARK, model)
         return FilteredState(own)
@@ -263,14 +297,6 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: PoseC3D) ->
     if any(k.startswith("backbone.") and k.endswith("conv_lateral.conv.weight") for k in state_dict):
         out.notes.append("lateral connections (SlowFast) are not part of SlowOnly: left out")
     return out
-
-
-def _own_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
-    """Our own names, possibly under a prefix (e.g. Lightning's "model.encoders.heatmap."): strip it."""
-    prefix = next((k[: -len(_OWN_MARK)] for k in state if k.endswith(_OWN_MARK)), None)
-    if prefix is None:
-        return None
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def _check_stem(weight: torch.Tensor | None, key: str, model: PoseC3D) -> None:

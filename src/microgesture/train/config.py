@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from microgesture.data.transforms.heatmap import HeatmapInput
 from microgesture.domain.layouts import LAYOUTS
 from microgesture.domain.modalities import MODALITIES
 from microgesture.errors import ConfigError
@@ -78,44 +79,6 @@ class RGBDataConfig:
 
 
 @dataclass
-class HeatmapDataConfig:
-    """Pseudo-heatmap volumes (PoseC3D, arXiv 2104.13586) drawn from the sampled keypoints.
-
-    size x size pixels inside the person's box over the clip (widened by `margin` of its side on
-    each side), Gaussians of `sigma` pixels; channels: the layout's joints and/or its limbs (graph
-    edges). `num_frames`: an evenly spaced subset of data.num_frames (None: all). `crop_area`: in
-    training, a random square covering this fraction range of the box (PoseC3D used [0.56, 1]);
-    [1, 1] turns it off. See data/transforms/heatmap.py and docs/heatmaps.md.
-    """
-
-    size: int = 56
-    sigma: float = 0.6
-    joints: bool = True
-    limbs: bool = True
-    margin: float = 0.1
-    num_frames: int | None = None
-    crop_area: tuple[float, float] = (1.0, 1.0)
-
-    def check(self, prefix: str) -> None:
-        _positive(prefix, size=self.size, sigma=self.sigma)
-        if self.num_frames is not None:
-            _positive(prefix, num_frames=self.num_frames)
-        if not 0 <= self.margin <= 2:
-            raise ConfigError(f"{prefix}.margin: must be in [0, 2] (a fraction of the box side), got {self.margin}")
-        lo, hi = self.crop_area
-        if not 0 < lo <= hi <= 1:
-            raise ConfigError(f"{prefix}.crop_area: need 0 < low <= high <= 1, got {list(self.crop_area)}")
-        if not (self.joints or self.limbs):
-            raise ConfigError(f"{prefix}: draw joints, limbs or both (joints: true and/or limbs: true)")
-
-    def channels(self, layout: str) -> int:
-        """The volume's channel count for `layout`; ConfigError when the layout has no limbs to draw."""
-        from microgesture.data.transforms.heatmap import check_heatmap_layout
-
-        return check_heatmap_layout(LAYOUTS[layout], joints=self.joints, limbs=self.limbs)
-
-
-@dataclass
 class DataConfig:
     annotations: str | None = None
     synthetic: SynthConfig | None = None
@@ -131,7 +94,7 @@ class DataConfig:
     test_split: str = "test"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     rgb: RGBDataConfig = field(default_factory=RGBDataConfig)
-    heatmap: HeatmapDataConfig = field(default_factory=HeatmapDataConfig)
+    heatmap: HeatmapInput = field(default_factory=HeatmapInput)  # heatmap volumes (PoseC3D), see docs/heatmaps.md
     cache: str | None = None  # a token cache from `microgesture extract`: a fusion trains on it
     # Training order: "shuffle" (each clip once an epoch), or drawn with replacement so that class c
     # comes up with probability ~ 1 (class_balanced) or ~ sqrt(n_c) (square_root) (data/samplers.py).

@@ -17,7 +17,7 @@ from torch.utils.data import DataLoader
 from microgesture.data.datasets import CachedTokenDataset, ClipDataset
 from microgesture.data.formats.annotations import load_annotations, select
 from microgesture.data.samplers import ClassBalancedSampler, EpochSampler
-from microgesture.data.transforms.pipelines import Augment, HeatmapInput, VideoInput, build_pipeline
+from microgesture.data.transforms.pipelines import Augment, VideoInput, build_pipeline
 from microgesture.domain.classes import IMIGUE_CLASSES
 from microgesture.errors import DataError
 from microgesture.train.config import DataConfig, SynthConfig
@@ -51,11 +51,6 @@ def synthetic_annotations(cfg: SynthConfig, progress: bool = False) -> Path:
 def class_names_of(data: Mapping[str, Any]) -> list[str]:
     """An annotation file's class names (iMiGUE's when it names none)."""
     return list(data.get("meta", {}).get("classes") or IMIGUE_CLASSES)
-
-
-def heatmap_input(cfg: DataConfig) -> HeatmapInput:
-    h = cfg.heatmap
-    return HeatmapInput(h.size, h.sigma, h.joints, h.limbs, h.margin, h.num_frames, tuple(h.crop_area))
 
 
 class MGDataModule(L.LightningDataModule):
@@ -120,7 +115,7 @@ class MGDataModule(L.LightningDataModule):
         pipeline = build_pipeline(
             self.modalities, layout=self.cfg.layout, num_frames=self.cfg.num_frames, train=train, num_clips=num_clips,
             augment=Augment(a.flip_p, a.rotate_deg, tuple(a.scale), a.shift), video=self.video,
-            video_root=self.load()["meta"].get("video_root"), heatmap=heatmap_input(self.cfg),
+            video_root=self.load()["meta"].get("video_root"), heatmap=self.cfg.heatmap,
         )
         return ClipDataset(clips, pipeline, self.modalities, seed=self.seed, hide_labels=hide_labels)
 

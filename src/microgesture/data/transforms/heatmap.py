@@ -32,12 +32,47 @@ from dataclasses import dataclass
 import numpy as np
 
 from microgesture.data.transforms.core import Sample, keypoint_arrays, need_rng, sample_error, sample_layout
-from microgesture.data.transforms.rgb import rgb_frame_indices
-from microgesture.domain.layouts import JointLayout
+from microgesture.domain.layouts import JointLayout, get_layout
 from microgesture.errors import ConfigError
 
 _MIN_SIDE = 1e-3  # box side when every detected joint sits at one point
 REACH = 4.0  # sigmas around a joint or limb that are drawn (exp(-8) = 3.4e-4 of the peak beyond)
+
+
+@dataclass(frozen=True)
+class HeatmapInput:
+    """How heatmap volumes are drawn (the `data.heatmap` config section).
+
+    size x size pixels inside the person's box over the clip, widened by `margin` of its side
+    on each side; Gaussians of `sigma` pixels; channels: the layout's joints and/or its limbs.
+    `num_frames`: an evenly spaced subset of the sampled frames (None: all). `crop_area`: in
+    training, a random square covering this fraction range of the box (PoseC3D used
+    [0.56, 1]); [1, 1] turns it off.
+    """
+
+    size: int = 56
+    sigma: float = 0.6
+    joints: bool = True
+    limbs: bool = True
+    margin: float = 0.1
+    num_frames: int | None = None
+    crop_area: tuple[float, float] = (1.0, 1.0)
+
+    def check(self, prefix: str = "data.heatmap") -> None:
+        if self.size < 1 or not self.sigma > 0 or (self.num_frames is not None and self.num_frames < 1):
+            raise ConfigError(f"{prefix}: need size >= 1, sigma > 0 and num_frames >= 1 (or null); got size "
+                              f"{self.size}, sigma {self.sigma}, num_frames {self.num_frames}")
+        if not 0 <= self.margin <= 2:
+            raise ConfigError(f"{prefix}.margin: must be in [0, 2] (a fraction of the box side), got {self.margin}")
+        lo, hi = self.crop_area
+        if not 0 < lo <= hi <= 1:
+            raise ConfigError(f"{prefix}.crop_area: need 0 < low <= high <= 1, got {list(self.crop_area)}")
+        if not (self.joints or self.limbs):
+            raise ConfigError(f"{prefix}: draw joints, limbs or both (joints: true and/or limbs: true)")
+
+    def channels(self, layout: str, prefix: str = "data.heatmap") -> int:
+        """The volume's channel count for `layout`; ConfigError when the layout has no limbs to draw."""
+        return check_heatmap_layout(get_layout(layout), joints=self.joints, limbs=self.limbs, key=prefix)
 
 
 def limb_pairs(layout: JointLayout) -> tuple[tuple[int, int], ...]:
@@ -196,8 +231,9 @@ class HeatmapVolume:
         layout = sample_layout(sample)
         check_heatmap_layout(layout, joints=self.joints, limbs=self.limbs, key="HeatmapVolume")
         kp, score = pixel_keypoints(sample)
-        if self.num_frames is not None:
-            pos = rgb_frame_indices(np.arange(kp.shape[-3]), self.num_frames)
+        if self.num_frames is not None:  # evenly spaced, as the RGB stream picks its frames
+            n = kp.shape[-3]
+            pos = np.minimum(np.floor((np.arange(self.num_frames) + 0.5) * n / self.num_frames).astype(np.int64), n - 1)
             kp, score = kp[..., pos, :, :], score[..., pos, :]
         box = np.asarray(sample["heatmap_box"], np.float32)
         # heatmap pixel coordinates: pixel i covers [i, i + 1), its centre at i + 0.5

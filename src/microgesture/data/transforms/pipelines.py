@@ -19,10 +19,9 @@ from dataclasses import dataclass
 from microgesture.data.transforms.core import Compose, Transform
 from microgesture.data.transforms.features import FormatStream
 from microgesture.data.transforms.geometry import Normalize, RandomAffine, RandomFlip, SelectLayout
-from microgesture.data.transforms.heatmap import HeatmapVolume, PersonBox, RandomBoxCrop, check_heatmap_layout
+from microgesture.data.transforms.heatmap import HeatmapInput, HeatmapVolume, PersonBox, RandomBoxCrop
 from microgesture.data.transforms.rgb import RGBClip, VideoFile
 from microgesture.data.transforms.sampling import UniformSample
-from microgesture.domain.layouts import get_layout
 from microgesture.domain.modalities import MODALITIES
 from microgesture.errors import ConfigError
 
@@ -44,21 +43,6 @@ class VideoInput:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     resize: int | None = None
-
-
-@dataclass(frozen=True)
-class HeatmapInput:
-    """How heatmap volumes are drawn (data/transforms/heatmap.py): size x size pixels, Gaussians of
-    `sigma` pixels, joint and/or limb channels, the box's margin, an optional subset of the sampled
-    frames, and the training box crop (area fraction range; (1, 1) for none)."""
-
-    size: int = 56
-    sigma: float = 0.6
-    joints: bool = True
-    limbs: bool = True
-    margin: float = 0.1
-    num_frames: int | None = None
-    crop_area: tuple[float, float] = (1.0, 1.0)
 
 
 def skeleton_steps(*, layout: str, num_frames: int, train: bool, num_clips: int = 1,
@@ -110,7 +94,7 @@ def _video_clip(name: str, opt: PipelineOptions) -> list[Transform]:
 def _heatmap_volume(name: str, opt: PipelineOptions) -> list[Transform]:
     h = opt.heatmap
     if opt.layout is not None:  # refuse a layout without limbs now, not at the first sample
-        check_heatmap_layout(get_layout(opt.layout), joints=h.joints, limbs=h.limbs)
+        h.channels(opt.layout)
     steps: list[Transform] = [PersonBox(h.margin)]
     if opt.train and tuple(h.crop_area) != (1.0, 1.0):
         steps.append(RandomBoxCrop(tuple(h.crop_area)))
