@@ -26,7 +26,13 @@ def _mvit():
     return build_mvit_v2_s(5), torch.randn(1, 3, 16, 224, 224)
 
 
-ENCODERS = {"agcn": _agcn, "light": _light, "mvit": _mvit}
+def _posec3d():
+    from microgesture.models.posec3d import build_posec3d
+
+    return build_posec3d(5, 6, base_channels=4, stage_blocks=(1, 1, 1)), torch.randn(2, 6, 4, 16, 16)
+
+
+ENCODERS = {"agcn": _agcn, "light": _light, "mvit": _mvit, "posec3d": _posec3d}
 SLOW = {"mvit"}  # about 6 s a clip on a 2-core CPU: the shape checks run on one clip
 
 
@@ -40,6 +46,7 @@ def test_encoder_interface(name):
     assert isinstance(spec, InputSpec) and spec.channels == x.shape[1 if spec.kind != "skeleton" else -1]
     if spec.kind == "video":
         assert spec.mean is not None and len(spec.mean) == len(spec.std) == 3
+    if spec.kind != "skeleton":
         assert not spec.check(x.shape[2], x.shape[3])  # the test input is one the spec accepts
     assert model.num_classes == 5
     with torch.no_grad():

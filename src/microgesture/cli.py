@@ -166,6 +166,10 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
         auc = "-" if e["auc"] is None else f"{e['auc']:.3f}"
         print(f"emotion ({e['num_samples']} videos): accuracy {100 * e['accuracy']:.2f}%, "
               f"F1 {100 * e['f1']:.2f}%, AUC {auc}")
+    if "long_tail" in metrics:
+        from microgesture.eval.longtail import format_long_tail
+
+        print(format_long_tail({Path(a.checkpoint).name: metrics}))
     print(f"wrote {out}/metrics.json and the per-sample scores")
 
 
@@ -173,10 +177,35 @@ def cmd_fuse(a: argparse.Namespace) -> None:
     for path, option in ((a.out, "--out"), (a.scores_out, "--scores-out")):
         if path is not None:
             check_output_file(path, option)
+    if a.calibrate:
+        return cmd_fuse_calibrated(a)
     from microgesture.eval.report import fuse_files
 
     print(fuse_files(a.scores, weights=a.weights, mode=a.mode, temperature=a.temperature,
                      out=a.out, scores_out=a.scores_out))
+
+
+def cmd_fuse_calibrated(a: argparse.Namespace) -> None:
+    """`fuse TEST... --calibrate VAL...`: temperatures and weights fit on validation (eval/voting.py)."""
+    from microgesture.errors import ConfigError
+    from microgesture.eval.voting import calibrated_voting, format_voting
+
+    if a.weights is not None or a.temperature != 1.0 or a.mode != "score":
+        raise ConfigError("--calibrate fits the weights and temperatures itself: drop --weights, --temperature, --mode")
+    if a.report is not None:
+        check_output_dir(a.report, "--report", create=False)
+    result = calibrated_voting(a.calibrate, a.scores, objective=a.objective, out=a.report)
+    if a.scores_out is not None:
+        from microgesture.eval.scores import write_scores
+
+        write_scores(a.scores_out, result.fused)
+    if a.out is not None:
+        import json
+
+        from microgesture.utils.io import write_text
+
+        write_text(a.out, json.dumps(result.report, indent=2))
+    print(format_voting(result))
 
 
 def cmd_extract(a: argparse.Namespace) -> None:
@@ -206,6 +235,53 @@ def cmd_demo(a: argparse.Namespace) -> None:
     from microgesture.apps.demo import run_demo
 
     run_demo(a.out, epochs=a.epochs, seed=a.seed)
+
+
+# -- domain adaptation -------------------------------------------------------------------------
+def cmd_adapt(a: argparse.Namespace) -> None:
+    from microgesture.train.config import load_config
+
+    cfg = load_config(a.config, a.set)
+    from microgesture.train.adapt import adapt
+
+    out = a.out or Path("runs") / f"{cfg.name}_cmpl"
+    result = adapt(cfg, out, target=a.target, device=a.device)
+    for stream, ckpt in result.checkpoints.items():
+        print(f"adapted {stream}: {ckpt}")
+    print(f"pseudo-labels and provenance: {out}/round_*/pseudo_labels.csv, {out}/manifest.json")
+
+
+def cmd_adapt_quality(a: argparse.Namespace) -> None:
+    import json
+
+    from microgesture.data.formats.annotations import load_annotations
+    from microgesture.eval.pseudo import pseudo_label_quality
+
+    quality = pseudo_label_quality(a.adapt_dir, load_annotations(a.annotations), a.target, a.train_split)
+    for r, q in quality.items():
+        precision = "-" if q["precision"] is None else f"{100 * q['precision']:.1f}%"
+        print(f"round {r}: {q['num_pseudo']} pseudo-labels, coverage {100 * q['coverage']:.1f}%, precision {precision}")
+    if a.out is not None:
+        from microgesture.utils.io import write_text
+
+        write_text(a.out, json.dumps(quality, indent=2))
+
+
+def _adapt_commands(sub) -> None:
+    ad = sub.add_parser("adapt", help="cross-modal pseudo-labelling (CMPL) on an unlabelled target split")
+    ad.add_argument("config", type=Path, help="a config whose streams name their trained checkpoints")
+    ad.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
+    ad.add_argument("--target", required=True, help="the unlabelled target split (its labels are removed first)")
+    ad.add_argument("--out", type=Path, default=None, help="adaptation folder (default runs/<name>_cmpl; resumed)")
+    ad.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    ad.set_defaults(func=cmd_adapt)
+    q = sub.add_parser("adapt-quality", help="after adaptation: pseudo-label precision and coverage from true labels")
+    q.add_argument("adapt_dir", type=Path)
+    q.add_argument("--annotations", type=Path, required=True, help="the labelled annotation file")
+    q.add_argument("--target", required=True)
+    q.add_argument("--train-split", default="train", help="defines the head/medium/tail groups")
+    q.add_argument("--out", type=Path, default=None, help="write the figures here (JSON)")
+    q.set_defaults(func=cmd_adapt_quality)
 
 
 # -- parser -----------------------------------------------------------------------------------
@@ -343,6 +419,13 @@ def _result_commands(sub) -> None:
     f.add_argument("--temperature", type=float, default=1.0)
     f.add_argument("--out", type=Path, default=None, help="write the metrics here (JSON)")
     f.add_argument("--scores-out", type=Path, default=None, help="write the fused scores here (CSV)")
+    f.add_argument("--calibrate", type=Path, nargs="+", default=None, metavar="VAL_SCORES",
+                   help="validation score files, one per stream in the same order: fit temperatures and weights "
+                        "on them, then fuse the test files (calibrated soft voting)")
+    f.add_argument("--objective", choices=["nll", "macro_f1", "top1"], default="nll",
+                   help="with --calibrate: what the weight search maximises on validation (default: likelihood)")
+    f.add_argument("--report", type=Path, default=None,
+                   help="with --calibrate: a folder for calibration.json, scores_fused.csv, reliability diagrams")
     f.set_defaults(func=cmd_fuse)
 
     d = sub.add_parser("demo", help="synthetic data -> joint and bone 2s-AGCN -> fusion -> report")
@@ -361,6 +444,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_commands(sub)
     _model_commands(sub)
     _result_commands(sub)
+    _adapt_commands(sub)
     return p
 
 

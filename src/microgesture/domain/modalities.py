@@ -12,5 +12,6 @@ MODALITIES: dict[str, str] = {
     "joint_motion": "skeleton",  # joint(t + 1) - joint(t)
     "bone_motion": "skeleton",
     "rgb": "video",  # frames at the skeleton's sampled instants
+    "heatmap": "heatmap",  # joint and limb pseudo-heatmap volumes drawn from the keypoints (PoseC3D)
 }
 SKELETON_STREAMS: tuple[str, ...] = tuple(m for m, kind in MODALITIES.items() if kind == "skeleton")

@@ -11,6 +11,7 @@ import numpy as np
 
 from microgesture.errors import DataError
 from microgesture.eval.fuse import fuse, fusion_report
+from microgesture.eval.longtail import long_tail_metrics
 from microgesture.eval.metrics import binary_metrics, classification_metrics, confusion_matrix, video_level
 from microgesture.eval.plots import plot_confusion_matrix
 from microgesture.eval.scores import ScoreTable, read_scores, write_scores
@@ -77,10 +78,12 @@ def emotion_metrics(table: ScoreTable, video_of: dict[str, int]) -> tuple[dict[s
 
 
 def write_evaluation(tables: dict[str, ScoreTable], out_dir: Path, class_names: list[str], video_of: dict[str, int],
-                     extra: dict | None = None) -> dict[str, Any]:
+                     extra: dict | None = None, train_counts: Any = None) -> dict[str, Any]:
     """Per-task evaluation files in `out_dir` and the metrics (MG ones at the top level, emotion under "emotion").
 
-    MG: scores.csv (for `fuse`), confusion_matrix.png. Emotion: emotion_scores.csv (clip logits),
+    MG: scores.csv (for `fuse`), confusion_matrix.png; with `train_counts` (training clips per
+    class) also `long_tail`: per-class F1 and head / medium / tail metrics (eval/longtail.py).
+    Emotion: emotion_scores.csv (clip logits),
     emotion_videos.csv (one row per video: video_id, prob_win, label, num_clips).
     """
     if not any((t.labels >= 0).any() for t in tables.values()):
@@ -94,6 +97,9 @@ def write_evaluation(tables: dict[str, ScoreTable], out_dir: Path, class_names: 
         if labelled.any():
             metrics.update(classification_metrics(table.scores[labelled], table.labels[labelled],
                                                   class_names=class_names))
+            if train_counts is not None:
+                metrics["long_tail"] = long_tail_metrics(table.scores[labelled], table.labels[labelled],
+                                                         train_counts, class_names)
             cm = confusion_matrix(table.labels[labelled], table.scores[labelled].argmax(1), len(class_names))
             plot_confusion_matrix(cm, class_names, out_dir / "confusion_matrix.png")
     if "emotion" in tables:

@@ -29,7 +29,7 @@ from microgesture.domain.layouts import JointLayout, get_layout
 from microgesture.errors import ConfigError
 from microgesture.models.base import InputSpec
 from microgesture.models.graph import NUM_SUBSETS, spatial_adjacency
-from microgesture.models.weights import FilteredState, IncompatibleCheckpoint, LoadReport, load_weights
+from microgesture.models.weights import FilteredState, IncompatibleCheckpoint, LoadReport, load_weights, own_keys
 
 __all__ = ["AGCN", "build_agcn", "checkpoint_filter_fn"]
 
@@ -288,7 +288,7 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: AGCN) -> di
     variant the model was not built as (attention, similarity); returns a FilteredState whose
     notes say what was adapted. Unknown keys pass through unchanged (reported as unexpected).
     """
-    own = _own_keys(state_dict)
+    own = own_keys(state_dict, _OWN_MARK)
     if own is not None:
         _check_joints(own.get("blocks.0.graph_conv.graph_offset"), "blocks.0.graph_conv.graph_offset", model)
         return FilteredState(own)
@@ -327,14 +327,6 @@ def _differing_joints(fixed: torch.Tensor, model: AGCN) -> str:
     diff = (fixed.float() - model.adjacency).abs() > 1e-4
     joints = torch.nonzero(diff.any(0).any(0) | diff.any(0).any(1)).flatten().tolist()
     return "joints " + ", ".join(model.layout.joint_names[j] for j in joints)
-
-
-def _own_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
-    """Our own names, possibly under a prefix (e.g. Lightning's "model."): strip it."""
-    prefix = next((k[: -len(_OWN_MARK)] for k in state if k.endswith(_OWN_MARK)), None)
-    if prefix is None:
-        return None
-    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
 
 
 def _check_joints(tensor: torch.Tensor | None, key: str, model: AGCN) -> None:

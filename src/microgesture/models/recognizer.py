@@ -87,6 +87,22 @@ class Recognizer(nn.Module):
             pooled = {m: self.encoders[m].pool(t) for m, t in tokens.items()}
         return {"fused": self.fusion(pooled)} if isinstance(self.fusion, ConcatFusion) else pooled
 
+    @property
+    def embed_dims(self) -> dict[str, int]:
+        """The widths of the embeddings `embed` returns, by name."""
+        return {"fused": self.fusion.embed_dim} if isinstance(self.fusion, nn.Module) else dict(self.dims)
+
+    def forward_and_embed(self, inputs: Inputs) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """({task: logits}, the named embeddings the heads saw), from one pass of the encoders."""
+        tokens = self.tokens(inputs) if self.encoders is not None and not self._token_fusion else None
+        embedding = self.embed(inputs, tokens)
+        out = {}
+        if self.own_heads:
+            first = next(iter(self.tasks))
+            out[first] = torch.stack([self.encoders[m].forward_head(t) for m, t in tokens.items()]).mean(0)
+        out.update({task: head(embedding) for task, head in self.heads.items()})
+        return {task: out[task] for task in self.tasks}, embedding
+
     def forward(self, inputs: Inputs) -> dict[str, torch.Tensor]:
         """{task: logits [N, outputs]}."""
         out = {}

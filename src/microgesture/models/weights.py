@@ -129,6 +129,15 @@ def extract_state_dict(obj: Any, path: str | Path) -> dict[str, torch.Tensor]:
     return state
 
 
+def own_keys(state: Mapping[str, torch.Tensor], mark: str) -> dict[str, torch.Tensor] | None:
+    """A state dict in our own names, possibly under a prefix (e.g. Lightning's "model."), with the
+    prefix stripped; `mark` is a key only our model has. None when no key ends with `mark`."""
+    prefix = next((k[: -len(mark)] for k in state if k.endswith(mark)), None)
+    if prefix is None:
+        return None
+    return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
 def _tensor_share(obj: Mapping) -> float:
     return sum(isinstance(v, torch.Tensor) for v in obj.values()) / max(len(obj), 1)
 

@@ -14,7 +14,16 @@ from torch import nn
 
 from microgesture.errors import DataError
 from microgesture.models.base import InputSpec
-from microgesture.train.config import AGCNConfig, EncoderConfig, FusionConfig, LightRGBConfig, ModelConfig, MViTConfig
+from microgesture.errors import ConfigError
+from microgesture.train.config import (
+    AGCNConfig,
+    EncoderConfig,
+    FusionConfig,
+    LightRGBConfig,
+    ModelConfig,
+    MViTConfig,
+    PoseC3DConfig,
+)
 
 
 def _agcn(cfg: AGCNConfig, num_classes: int, layout: str, in_channels: int = 3) -> nn.Module:
@@ -38,7 +47,22 @@ def _mvit(cfg: MViTConfig, num_classes: int, layout: str) -> nn.Module:
                            unfreeze_blocks=cfg.unfreeze_blocks, dropout=cfg.dropout)
 
 
-ENCODERS: dict[str, Callable[..., nn.Module]] = {"agcn": _agcn, "light": _light, "mvit": _mvit}
+def _posec3d(cfg: PoseC3DConfig, num_classes: int, layout: str) -> nn.Module:
+    from microgesture.models.posec3d import build_posec3d
+
+    return build_posec3d(num_classes, _heatmap_channels(cfg), base_channels=cfg.base_channels,
+                         stage_blocks=cfg.stage_blocks, dropout=cfg.dropout, recompute_stem=cfg.recompute_stem,
+                         weights=cfg.weights)
+
+
+def _heatmap_channels(cfg: PoseC3DConfig) -> int:
+    if cfg.in_channels is None:
+        raise ConfigError("model.streams.*.in_channels: unknown; load the config with load_config, which takes "
+                          "them from data.heatmap and data.layout")
+    return cfg.in_channels
+
+
+ENCODERS: dict[str, Callable[..., nn.Module]] = {"agcn": _agcn, "light": _light, "mvit": _mvit, "posec3d": _posec3d}
 
 
 def _spec_of(cfg: EncoderConfig) -> InputSpec:
@@ -49,6 +73,8 @@ def _spec_of(cfg: EncoderConfig) -> InputSpec:
         from microgesture.models.mvit import MViTEncoder
 
         return MViTEncoder.input_spec
+    if cfg.encoder == "posec3d":
+        return InputSpec("heatmap", channels=_heatmap_channels(cfg), min_size=8)
     from microgesture.models.light_rgb import LightRGBEncoder
 
     return LightRGBEncoder.input_spec
@@ -64,6 +90,8 @@ def token_width(cfg: EncoderConfig) -> int:
         return 4 * cfg.base_channels
     if cfg.encoder == "mvit":
         return 768
+    if cfg.encoder == "posec3d":
+        return cfg.base_channels * 4 * 2 ** (len(cfg.stage_blocks) - 1)
     return cfg.width * 2 ** (cfg.depth - 1)
 
 

@@ -1,7 +1,8 @@
 """The experiment config: what `microgesture train CONFIG.yaml` reads. See configs/ for examples.
 
 A model is a set of named streams, each a modality the data pipeline makes (`joint`, `bone`,
-`joint_motion`, `bone_motion`, `rgb`) read by an encoder (`agcn`, `light`, `mvit`), plus a fusion
+`joint_motion`, `bone_motion`, `rgb`, `heatmap`) read by an encoder (`agcn`, `light`, `mvit`,
+`posec3d`), plus a fusion
 when there are several (`cmtf`, `concat`, `late`). The task says what is predicted (`mg`: the
 clip's micro-gesture class; `emotion`: the video's win/lose label, clip outputs averaged per
 video; `mg+emotion`: both), which loss is used and which validation metric picks the best
@@ -15,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from microgesture.data.transforms.heatmap import HeatmapInput
 from microgesture.domain.layouts import LAYOUTS
 from microgesture.domain.modalities import MODALITIES
 from microgesture.errors import ConfigError
@@ -92,7 +94,11 @@ class DataConfig:
     test_split: str = "test"
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     rgb: RGBDataConfig = field(default_factory=RGBDataConfig)
+    heatmap: HeatmapInput = field(default_factory=HeatmapInput)  # heatmap volumes (PoseC3D), see docs/heatmaps.md
     cache: str | None = None  # a token cache from `microgesture extract`: a fusion trains on it
+    # Training order: "shuffle" (each clip once an epoch), or drawn with replacement so that class c
+    # comes up with probability ~ 1 (class_balanced) or ~ sqrt(n_c) (square_root) (data/samplers.py).
+    sampler: Literal["shuffle", "class_balanced", "square_root"] = "shuffle"
 
     def check(self, prefix: str) -> None:
         if self.annotations is not None and self.synthetic is not None:
@@ -155,7 +161,37 @@ class MViTConfig:
         _probability(prefix, dropout=self.dropout)
 
 
-EncoderConfig = AGCNConfig | LightRGBConfig | MViTConfig
+@dataclass
+class PoseC3DConfig:
+    """PoseC3D's SlowOnly 3D CNN over heatmap volumes (R50: base 32, blocks 4-6-3; arXiv 2104.13586).
+
+    `in_channels`: the volume's channels; None takes them from data.heatmap and data.layout when
+    the config is loaded. `recompute_stem`: recompute the full-resolution stem and first stage in
+    the backward pass instead of storing them (less memory, about 1/6 more compute).
+    """
+
+    encoder: Literal["posec3d"] = "posec3d"
+    base_channels: int = 32
+    stage_blocks: tuple[int, ...] = (4, 6, 3)
+    in_channels: int | None = None
+    dropout: float = 0.5
+    recompute_stem: bool = False
+    weights: str | None = None  # a PYSKL/MMAction2 PoseC3D checkpoint or our own
+    checkpoint: str | None = None
+
+    def check(self, prefix: str) -> None:
+        _positive(prefix, base_channels=self.base_channels)
+        if not self.stage_blocks or min(self.stage_blocks) < 1:
+            raise ConfigError(f"{prefix}.stage_blocks: need at least one stage of >= 1 blocks, got "
+                              f"{list(self.stage_blocks)}")
+        if self.in_channels is not None:
+            _positive(prefix, in_channels=self.in_channels)
+        _probability(prefix, dropout=self.dropout)
+
+
+EncoderConfig = AGCNConfig | LightRGBConfig | MViTConfig | PoseC3DConfig
+# What each encoder reads (the kind of modality, domain/modalities.py).
+ENCODER_INPUT = {"agcn": "skeleton", "light": "video", "mvit": "video", "posec3d": "heatmap"}
 
 
 @dataclass
@@ -240,6 +276,27 @@ class TaskConfig:
 
 
 @dataclass
+class OSEConfig:
+    """Orthogonal semantic embedding loss on the embedding(s) the heads see (train/ose.py).
+
+    Each class has a learned prototype direction; a clip's embedding is pulled to its class's
+    prototype, pushed below cosine `margin` from every other class's, and the prototypes are
+    pushed towards an orthogonal set (`orthogonality` weights that term). The sum is scaled by
+    `weight` and added to the task loss.
+    """
+
+    weight: float = 0.1
+    margin: float = 0.2
+    orthogonality: float = 1.0
+
+    def check(self, prefix: str) -> None:
+        if self.weight < 0 or self.orthogonality < 0:
+            raise ConfigError(f"{prefix}.weight / orthogonality: must be >= 0")
+        if not -1 <= self.margin < 1:
+            raise ConfigError(f"{prefix}.margin: a cosine in [-1, 1), got {self.margin}")
+
+
+@dataclass
 class OptimConfig:
     optimizer: Literal["sgd", "adamw"] = "sgd"
     lr: float = 0.1
@@ -248,13 +305,17 @@ class OptimConfig:
     weight_decay: float = 5e-4
     scheduler: Literal["cosine", "none"] = "cosine"
     warmup_epochs: int = 0
-    # Square-root smoothed weighting (arXiv 2606.13030): w_c ~ 1/sqrt(n_c), normalised to mean 1.
-    class_weighting: Literal["none", "sqrt", "inverse"] = "none"
+    # Loss weights from training counts n_c (train/module.py `class_weights`): square-root smoothed
+    # (arXiv 2606.13030) w_c ~ 1/sqrt(n_c); inverse 1/n_c; class_balanced (1 - beta) / (1 - beta^n_c),
+    # the effective number of samples (Cui et al. 2019); all normalised to mean 1.
+    class_weighting: Literal["none", "sqrt", "inverse", "class_balanced"] = "none"
+    class_balance_beta: float = 0.999
     label_smoothing: float = 0.0
+    ose: OSEConfig | None = None  # the orthogonal semantic embedding loss (train/ose.py); None: off
 
     def check(self, prefix: str) -> None:
         _positive(prefix, lr=self.lr)
-        _probability(prefix, label_smoothing=self.label_smoothing)
+        _probability(prefix, label_smoothing=self.label_smoothing, class_balance_beta=self.class_balance_beta)
 
 
 @dataclass
@@ -274,6 +335,32 @@ class TrainerConfig:
         _positive(prefix, max_epochs=self.max_epochs, num_nodes=self.num_nodes)
 
 
+@dataclass
+class AdaptConfig:
+    """Cross-modal pseudo-labelling (CMPL, arXiv 2606.13030) on unlabelled target clips (train/adapt.py).
+
+    Each round, every stream's model predicts the target clips; a clip becomes a pseudo-label when
+    the streams agree and the mean confidence of the agreed class passes its class's threshold
+    (`threshold` scaled per class by how often the class is confidently predicted, FlexMatch-style,
+    never below `min_threshold`); each class keeps at most `cap` x the mean count per class (the
+    most confident first); then every stream is fine-tuned `epochs` epochs at `lr` on the source
+    training clips plus the pseudo-labels.
+    """
+
+    rounds: int = 2
+    epochs: int = 4
+    lr: float = 0.01
+    threshold: float = 0.8
+    min_threshold: float = 0.4
+    cap: float = 2.0
+
+    def check(self, prefix: str) -> None:
+        _positive(prefix, rounds=self.rounds, epochs=self.epochs, lr=self.lr, cap=self.cap)
+        _probability(prefix, threshold=self.threshold, min_threshold=self.min_threshold)
+        if self.min_threshold > self.threshold:
+            raise ConfigError(f"{prefix}.min_threshold: {self.min_threshold} is above threshold {self.threshold}")
+
+
 def _default_data() -> DataConfig:
     return DataConfig(synthetic=SynthConfig())
 
@@ -286,6 +373,7 @@ class ExperimentConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    adapt: AdaptConfig | None = None  # `microgesture adapt` (CMPL) settings
 
 
 def check_experiment(cfg: ExperimentConfig) -> None:
@@ -297,10 +385,12 @@ def check_experiment(cfg: ExperimentConfig) -> None:
         if name not in MODALITIES:
             raise ConfigError(f"model.streams.{name}: unknown modality; known: {', '.join(MODALITIES)}")
         kind = MODALITIES[name]
-        reads = "skeleton" if enc.encoder == "agcn" else "video"
+        reads = ENCODER_INPUT[enc.encoder]
         if kind != reads:
             raise ConfigError(f"model.streams.{name}.encoder: {enc.encoder!r} reads {reads} input, "
                               f"but {name!r} is {kind} input")
+        if kind == "heatmap":
+            _heatmap_channels(name, enc, data)
     if data.cache is not None and model.fusion is None:
         raise ConfigError("data.cache: only fusion models train on cached tokens; this model has one stream "
                           "and no fusion")
@@ -319,6 +409,17 @@ def _prefer_overridden_source(data: dict, overrides: list[str]) -> dict:
     elif any(k == "data.synthetic" or k.startswith("data.synthetic.") for k in keys):
         section.pop("annotations", None)
     return data
+
+
+def _heatmap_channels(name: str, enc: PoseC3DConfig, data: DataConfig) -> None:
+    """Fill in (or check) a heatmap encoder's input channels from what data.heatmap draws."""
+    channels = data.heatmap.channels(data.layout)
+    if enc.in_channels is None:
+        enc.in_channels = channels  # resolved once, so a saved run config names them
+    elif enc.in_channels != channels:
+        parts = " + ".join(p for p, on in (("joints", data.heatmap.joints), ("limbs", data.heatmap.limbs)) if on)
+        raise ConfigError(f"model.streams.{name}.in_channels: {enc.in_channels}, but data.heatmap draws {channels} "
+                          f"channels ({parts} of layout {data.layout})")
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentConfig:

@@ -16,7 +16,7 @@ from torch.utils.data import DataLoader
 
 from microgesture.data.datasets import CachedTokenDataset, ClipDataset
 from microgesture.data.formats.annotations import load_annotations, select
-from microgesture.data.samplers import EpochSampler
+from microgesture.data.samplers import ClassBalancedSampler, EpochSampler
 from microgesture.data.transforms.pipelines import Augment, VideoInput, build_pipeline
 from microgesture.domain.classes import IMIGUE_CLASSES
 from microgesture.errors import DataError
@@ -115,7 +115,7 @@ class MGDataModule(L.LightningDataModule):
         pipeline = build_pipeline(
             self.modalities, layout=self.cfg.layout, num_frames=self.cfg.num_frames, train=train, num_clips=num_clips,
             augment=Augment(a.flip_p, a.rotate_deg, tuple(a.scale), a.shift), video=self.video,
-            video_root=self.load()["meta"].get("video_root"),
+            video_root=self.load()["meta"].get("video_root"), heatmap=self.cfg.heatmap,
         )
         return ClipDataset(clips, pipeline, self.modalities, seed=self.seed, hide_labels=hide_labels)
 
@@ -139,10 +139,17 @@ class MGDataModule(L.LightningDataModule):
             raise DataError(self.annotation_path, f"split {self.cfg.train_split!r} is empty: nothing to train on")
         trainer = self.trainer
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
-        self.sampler = EpochSampler(len(dataset), seed=self.seed, shuffle=True, rank=rank, world_size=world)
+        self.sampler = self._train_sampler(rank, world)
         if trainer is not None:  # a resumed run starts mid-way: the first iterator exists before set_epoch
             self.sampler.set_epoch(trainer.current_epoch)
         return self._loader(dataset, self.cfg.batch_size, self.sampler)
+
+    def _train_sampler(self, rank: int, world: int) -> EpochSampler:
+        """`data.sampler`: a shuffle, or class-balanced / square-root draws (data/samplers.py)."""
+        if self.cfg.sampler == "shuffle":
+            return EpochSampler(len(self.clips(self.cfg.train_split)), seed=self.seed, rank=rank, world_size=world)
+        power = 0.0 if self.cfg.sampler == "class_balanced" else 0.5
+        return ClassBalancedSampler(self.train_labels(), power=power, seed=self.seed, rank=rank, world_size=world)
 
     def has_split(self, split: str) -> bool:
         return len(self.load()["split"].get(split, [])) > 0

@@ -216,6 +216,8 @@ def encoders_meta(cfg: Any) -> dict[str, Any]:
             config.pop(key, None)
         if name in video:
             config["video"] = to_dict(video[name])
+        if enc.encoder == "posec3d":  # the volumes its tokens came from (the training crop plays no part)
+            config["heatmap"] = {k: v for k, v in to_dict(cfg.data.heatmap).items() if k != "crop_area"}
         meta[name] = encoder_meta(name, config, enc.checkpoint or getattr(enc, "weights", None))
     return meta
 

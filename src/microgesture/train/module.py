@@ -17,23 +17,31 @@ import torch
 
 from microgesture.train.build import build_model
 from microgesture.train.config import ExperimentConfig
+from microgesture.train.ose import OSELoss
 from microgesture.train.tasks import Task, logged_metrics, task_loss, task_metrics, tasks_for
 from microgesture.typed_config import from_dict, to_dict
 
 
-def class_weights(labels: np.ndarray, num_classes: int, mode: str) -> np.ndarray | None:
-    """Loss weights from training label counts: 'sqrt' is w_c ~ 1/sqrt(n_c), 'inverse' 1/n_c.
+def class_weights(labels: np.ndarray, num_classes: int, mode: str, beta: float = 0.999) -> np.ndarray | None:
+    """Loss weights from training label counts n_c.
 
-    Weights are normalised to mean 1 over the classes present; absent classes get weight 1.
+    'sqrt': w_c ~ 1/sqrt(n_c) (square-root smoothed, arXiv 2606.13030); 'inverse': 1/n_c;
+    'class_balanced': (1 - beta) / (1 - beta^n_c), the inverse effective number of samples (Cui et
+    al. 2019, "Class-Balanced Loss Based on Effective Number of Samples"; beta -> 1 tends to
+    'inverse', beta = 0 gives equal weights). Weights are normalised to mean 1 over the classes
+    present; absent classes get weight 1.
     """
     if mode == "none":
         return None
     counts = np.bincount(labels[labels >= 0], minlength=num_classes).astype(np.float64)
     present = counts > 0
-    power = 0.5 if mode == "sqrt" else 1.0
+    n = counts[present]
+    if mode == "class_balanced":
+        raw = (1.0 - beta) / (1.0 - np.power(beta, n))
+    else:
+        raw = n ** -(0.5 if mode == "sqrt" else 1.0)
     weights = np.ones(num_classes)
-    weights[present] = counts[present] ** -power
-    weights[present] /= weights[present].mean()
+    weights[present] = raw / raw.mean()
     return weights.astype(np.float32)
 
 
@@ -65,6 +73,11 @@ class Classifier(L.LightningModule):
         self.class_names = list(class_names)
         weight = None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)
         self.register_buffer("class_weight", weight, persistent=False)
+        ose = self.cfg.optim.ose
+        has_mg = any(t.name == "mg" for t in self.tasks)
+        self.ose = None if ose is None or not has_mg else OSELoss(
+            self.model.embed_dims, num_classes, margin=ose.margin, orthogonality=ose.orthogonality,
+            seed=self.cfg.trainer.seed)
         self._val_outputs: list[dict[str, torch.Tensor]] = []
 
     @classmethod
@@ -88,9 +101,15 @@ class Classifier(L.LightningModule):
         return torch.stack(losses).sum()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
-        outputs = self(batch)
-        loss = self._loss(outputs, batch)
         n = len(batch["index"])
+        if self.ose is None:
+            outputs = self(batch)
+            loss = self._loss(outputs, batch)
+        else:  # the OSE loss reads the embeddings the heads saw (train/ose.py)
+            outputs, embeddings = self.model.forward_and_embed({k: batch[k] for k in self.model.input_keys})
+            ose = self.ose(embeddings, batch["label"])
+            self.log("train_ose", ose, on_step=False, on_epoch=True, batch_size=n)
+            loss = self._loss(outputs, batch) + self.cfg.optim.ose.weight * ose
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
         first = self.tasks[0]
         labels = batch[first.target]

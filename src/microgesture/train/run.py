@@ -164,7 +164,7 @@ def _fit(cfg: ExperimentConfig, run_dir: Path, resume_from: Path | None, callbac
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     dm = data_module(cfg)
     dm.prepare_data()
-    weights = class_weights(dm.train_labels(), dm.num_classes, cfg.optim.class_weighting)
+    weights = class_weights(dm.train_labels(), dm.num_classes, cfg.optim.class_weighting, cfg.optim.class_balance_beta)
     module = Classifier.from_config(
         cfg, num_classes=dm.num_classes, class_names=dm.class_names, layout=dm.cfg.layout,
         class_weight=None if weights is None else weights.tolist(),
@@ -201,6 +201,7 @@ _ARCHITECTURE = {
     "agcn": ("base_channels", "attention", "similarity", "num_person"),
     "light": ("width", "depth"),
     "mvit": (),
+    "posec3d": ("base_channels", "stage_blocks", "in_channels"),
     "fusion": ("kind", "width", "depth", "heads", "mode", "hidden"),
 }
 
@@ -301,7 +302,17 @@ def evaluate(
     tables = predict_scores(module, dm, split, num_clips or cfg.data.test_clips, dev)
     videos = {c["frame_dir"]: int(c.get("video_id", -1)) for c in dm.clips(split)}
     return write_evaluation(tables, out_dir, dm.class_names, videos,
-                            extra={"split": split, "checkpoint": str(checkpoint)})
+                            extra={"split": split, "checkpoint": str(checkpoint)}, train_counts=training_counts(dm))
+
+
+def training_counts(dm: MGDataModule) -> np.ndarray | None:
+    """Training clips per class (what the head / medium / tail groups are defined by); None without a
+    labelled training split in the file."""
+    if not dm.has_split(dm.cfg.train_split):
+        return None
+    labels = dm.train_labels()
+    labels = labels[labels >= 0]
+    return np.bincount(labels, minlength=dm.num_classes) if len(labels) else None
 
 
 def scoring_data(cfg: ExperimentConfig, module: Classifier, annotations: str | Path | None = None) -> MGDataModule:

@@ -153,7 +153,9 @@ class RandomFlip:
     width from `img_shape`. Both give the same result once normalised. Only detected joints move.
     Left/right follow the layout's OpenPose names (r_* is the person's right), swapped with
     `flip_permutation()`. `flipped` records whether the sample is now mirrored relative to the
-    source video (two flips cancel), so an RGB clip can be flipped the same way.
+    source video (two flips cancel), so an RGB clip can be flipped the same way. After
+    `Normalize` the centres (`norm_center`) are mirrored too, so ``kp * norm_scale + norm_center``
+    still gives pixels, those of the mirrored image (the heatmap volumes rely on it).
     p = 0 or 1 needs no rng; otherwise one `rng.random()` draw per sample.
     """
 
@@ -181,4 +183,14 @@ class RandomFlip:
         out[..., 0] = np.where(det, mirrored, kp[..., 0])
         sample["keypoint"] = out[..., perm, :]
         sample["keypoint_score"] = score[..., perm]
+        if sample.get("normalized") and "norm_center" in sample:
+            sample["norm_center"] = _mirror_centers(sample)
         return sample
+
+
+def _mirror_centers(sample: Sample) -> np.ndarray:
+    """Normalize's centres mirrored with the image (about x = 0 without img_shape), so undoing it stays exact."""
+    center = np.array(sample["norm_center"], dtype=np.float32)
+    width = float(sample["img_shape"][1]) - 1.0 if "img_shape" in sample else 0.0
+    center[..., 0] = width - center[..., 0]
+    return center

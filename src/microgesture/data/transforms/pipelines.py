@@ -4,6 +4,7 @@ sample's named modalities, composed in order.
     UniformSample -> SelectLayout -> Normalize -> [RandomFlip -> RandomAffine when training]
       -> FormatStream per skeleton modality (joint, bone, joint_motion, bone_motion)
       -> VideoFile -> RGBClip (rgb, from the skeleton's sampled frames)
+      -> PersonBox -> [RandomBoxCrop when training] -> HeatmapVolume (heatmap, from the same keypoints)
 
 Sampling comes first so the statistics of Normalize describe the frames the network sees, and
 the work is done on few frames; the augmentations act in the neck-centred, shoulder-width frame;
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from microgesture.data.transforms.core import Compose, Transform
 from microgesture.data.transforms.features import FormatStream
 from microgesture.data.transforms.geometry import Normalize, RandomAffine, RandomFlip, SelectLayout
+from microgesture.data.transforms.heatmap import HeatmapInput, HeatmapVolume, PersonBox, RandomBoxCrop
 from microgesture.data.transforms.rgb import RGBClip, VideoFile
 from microgesture.data.transforms.sampling import UniformSample
 from microgesture.domain.modalities import MODALITIES
@@ -71,6 +73,8 @@ class PipelineOptions:
     video: Mapping[str, VideoInput]
     video_root: str | None = None
     with_score: bool = True
+    heatmap: HeatmapInput = HeatmapInput()
+    layout: str | None = None
 
 
 def _skeleton_stream(name: str, opt: PipelineOptions) -> list[Transform]:
@@ -87,11 +91,22 @@ def _video_clip(name: str, opt: PipelineOptions) -> list[Transform]:
                                                tuple(spec.std), spec.resize)]
 
 
+def _heatmap_volume(name: str, opt: PipelineOptions) -> list[Transform]:
+    h = opt.heatmap
+    if opt.layout is not None:  # refuse a layout without limbs now, not at the first sample
+        h.channels(opt.layout)
+    steps: list[Transform] = [PersonBox(h.margin)]
+    if opt.train and tuple(h.crop_area) != (1.0, 1.0):
+        steps.append(RandomBoxCrop(tuple(h.crop_area)))
+    return steps + [HeatmapVolume(name, h.size, h.sigma, h.joints, h.limbs, h.num_frames)]
+
+
 # The steps that make each modality after sampling and geometry; by the modality's kind unless
 # the modality has steps of its own.
 STEPS_BY_KIND: dict[str, Callable[[str, PipelineOptions], list[Transform]]] = {
     "skeleton": _skeleton_stream,
     "video": _video_clip,
+    "heatmap": _heatmap_volume,
 }
 STEPS_BY_MODALITY: dict[str, Callable[[str, PipelineOptions], list[Transform]]] = {}
 
@@ -107,13 +122,15 @@ def build_pipeline(
     video: Mapping[str, VideoInput] | None = None,
     video_root: str | None = None,
     with_score: bool = True,
+    heatmap: HeatmapInput = HeatmapInput(),
 ) -> Compose:
-    """The pipeline that makes each of `modalities` (see module doc); `video` gives each video modality's input."""
+    """The pipeline that makes each of `modalities` (see module doc); `video` gives each video modality's
+    input, `heatmap` how heatmap volumes are drawn."""
     unknown = [m for m in modalities if m not in MODALITIES]
     if unknown:
         raise ConfigError(f"unknown modality {unknown[0]!r}; known: {', '.join(MODALITIES)}")
     steps = skeleton_steps(layout=layout, num_frames=num_frames, train=train, num_clips=num_clips, augment=augment)
-    opt = PipelineOptions(train, dict(video or {}), video_root, with_score)
+    opt = PipelineOptions(train, dict(video or {}), video_root, with_score, heatmap, layout)
     # Skeleton streams first: later steps (crops, heatmaps) may read the sampled keypoints too.
     ordered = sorted(modalities, key=lambda m: MODALITIES[m] != "skeleton")
     for m in ordered:

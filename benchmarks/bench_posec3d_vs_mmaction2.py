@@ -1,0 +1,208 @@
+"""Training speed and memory of our PoseC3D (models/posec3d.py) beside MMAction2's, same shapes.
+
+    nice -n 10 python benchmarks/bench_posec3d_vs_mmaction2.py --mm-python /path/to/mmaction2-venv/bin/python \
+        [--batch 16 --channels 17 --frames 48 --size 56] [--rounds 3] [--steps 2] [--threads 2] [--json OUT]
+
+Each measurement is a fresh process (so its peak resident memory is its own) that builds the
+network (SlowOnly-R50: base 32, blocks 4-6-3, as PoseC3D's configs), makes one random batch of
+heatmap volumes [batch, channels, frames, size, size] and runs SGD training steps (forward,
+cross-entropy, backward, gradient clipping at 40 as PoseC3D's configs, update): one warm-up,
+then `--steps` timed. Variants run in turn, A B C A B C ... for `--rounds`, so a change in the
+machine's load hits all of them alike; the table gives medians of the per-step times and of
+the peak RSS, and the ratios to MMAction2.
+
+Variants: `mmaction2` (their Recognizer3D built from the config dict, trained through its own
+`loss` path, float32 as their configs; run with --mm-python, MMAction2 lives in its own
+virtualenv), `ours-fp32` (our defaults: channels-last, max pool without stored indices),
+`ours-bf16` (the same under bf16 autocast: what `trainer.precision: bf16-mixed` does),
+`ours-bf16-recompute` (plus `recompute_stem`). RSS includes Python, torch and the batch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+VARIANTS = ("mmaction2", "ours-fp32", "ours-bf16", "ours-bf16-recompute")
+NUM_CLASSES = 32
+
+
+# ----------------------------------------------------------------------------- workers (one process each)
+
+
+def _rss_gb() -> float:
+    with open("/proc/self/status") as f:
+        kb = next(int(line.split()[1]) for line in f if line.startswith("VmRSS:"))
+    return kb / 1e6
+
+
+def _train_steps(step, steps: int) -> list[float]:
+    step()  # warm-up: oneDNN picks its kernels, the allocator grows
+    times = []
+    for _ in range(steps):
+        start = time.perf_counter()
+        step()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def _ours(a, x, y):
+    import torch
+
+    sys.path.insert(0, str(REPO / "src"))
+    from microgesture.models.posec3d import build_posec3d
+
+    model = build_posec3d(NUM_CLASSES, a.channels, recompute_stem=a.variant.endswith("recompute")).train()
+    bf16 = "bf16" in a.variant
+
+    def loss_fn():
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            return torch.nn.functional.cross_entropy(model(x), y)
+
+    return model, loss_fn
+
+
+def _mmaction2(a, x, y):
+    import torch
+    from mmaction.registry import MODELS
+    from mmaction.structures import ActionDataSample
+    from mmaction.utils import register_all_modules
+
+    register_all_modules()
+    config = dict(
+        type="Recognizer3D",
+        backbone=dict(type="ResNet3dSlowOnly", depth=50, pretrained=None, in_channels=a.channels, base_channels=32,
+                      num_stages=3, out_indices=(2,), stage_blocks=(4, 6, 3), conv1_stride_s=1, pool1_stride_s=1,
+                      inflate=(0, 1, 1), spatial_strides=(2, 2, 2), temporal_strides=(1, 1, 2), dilations=(1, 1, 1)),
+        cls_head=dict(type="I3DHead", in_channels=512, num_classes=NUM_CLASSES, dropout_ratio=0.5,
+                      average_clips="prob"))
+    model = MODELS.build(config)
+    model.init_weights()
+    model.train()
+    samples = [ActionDataSample().set_gt_label(int(label)) for label in y]
+    inputs = x[:, None]  # [N, num_clips = 1, K, T, H, W], as their data pipeline packs it
+
+    def loss_fn():
+        losses = model(inputs, samples, mode="loss")
+        return sum(v for k, v in losses.items() if "loss" in k)
+
+    return model, loss_fn
+
+
+def worker(a) -> None:
+    import torch
+
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    x = torch.rand(a.batch, a.channels, a.frames, a.size, a.size)
+    y = torch.randint(0, NUM_CLASSES, (a.batch,))
+    model, loss_fn = (_mmaction2 if a.variant == "mmaction2" else _ours)(a, x, y)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=3e-4)
+    before = _rss_gb()
+
+    def step():
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_fn()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 40.0)
+        optimizer.step()
+
+    times = _train_steps(step, a.steps)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KB -> GB
+    params = sum(p.numel() for p in model.parameters())
+    print(json.dumps({"variant": a.variant, "step_s": times, "peak_rss_gb": peak, "rss_before_gb": before,
+                      "params": params, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+
+
+# ----------------------------------------------------------------------------- driver
+
+
+def run_variant(variant: str, a) -> dict:
+    python = a.mm_python if variant == "mmaction2" else sys.executable
+    cmd = [str(python), __file__, "--worker", "--variant", variant, "--batch", str(a.batch), "--channels",
+           str(a.channels), "--frames", str(a.frames), "--size", str(a.size), "--steps", str(a.steps),
+           "--threads", str(a.threads)]
+    env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=a.timeout)
+    if proc.returncode != 0:
+        raise SystemExit(f"{variant} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def summarise(results: dict[str, list[dict]], batch: int) -> dict[str, dict]:
+    out = {}
+    for variant, runs in results.items():
+        steps = [t for r in runs for t in r["step_s"]]
+        step = statistics.median(steps)
+        out[variant] = {"step_s": step, "clips_per_s": batch / step, "peak_rss_gb": statistics.median(
+            r["peak_rss_gb"] for r in runs), "rss_before_gb": statistics.median(r["rss_before_gb"] for r in runs),
+            "params": runs[0]["params"], "measured_steps": len(steps)}
+    base = out.get("mmaction2")
+    for row in out.values():
+        row["speed_vs_mmaction2"] = base["step_s"] / row["step_s"] if base else None
+        row["memory_vs_mmaction2"] = row["peak_rss_gb"] / base["peak_rss_gb"] if base else None
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--variant", default="ours-bf16", help=argparse.SUPPRESS)
+    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {', '.join(VARIANTS)}")
+    parser.add_argument("--mm-python", type=Path, default=None, help="the Python of a virtualenv with MMAction2")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--channels", type=int, default=17)
+    parser.add_argument("--frames", type=int, default=48)
+    parser.add_argument("--size", type=int, default=56)
+    parser.add_argument("--steps", type=int, default=2, help="timed training steps per process (after 1 warm-up)")
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=3600, help="seconds one process may take")
+    parser.add_argument("--json", type=Path, default=None)
+    a = parser.parse_args()
+    if a.worker:
+        return worker(a)
+    variants = [v.strip() for v in a.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown:
+        raise SystemExit(f"unknown variant {unknown[0]!r}; known: {', '.join(VARIANTS)}")
+    if "mmaction2" in variants and a.mm_python is None:
+        raise SystemExit("--mm-python: the mmaction2 variant needs the Python of a virtualenv with MMAction2")
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from bench_data import busy_note, describe, machine
+
+    m = machine()
+    print(describe(m) + busy_note(m))
+    print(f"input [{a.batch}, {a.channels}, {a.frames}, {a.size}, {a.size}], {a.threads} threads, "
+          f"{a.rounds} rounds x {a.steps} timed steps per variant, interleaved")
+    results: dict[str, list[dict]] = {v: [] for v in variants}
+    for r in range(a.rounds):
+        for v in variants:
+            results[v].append(run_variant(v, a))
+            print(f"  round {r + 1} {v}: steps {['%.1f' % t for t in results[v][-1]['step_s']]} s, "
+                  f"peak {results[v][-1]['peak_rss_gb']:.2f} GB", flush=True)
+    table = summarise(results, a.batch)
+    print("\n| variant | train clips/s | s/step | peak RSS GB | speed vs MMAction2 | memory vs MMAction2 |")
+    print("|---|---|---|---|---|---|")
+    for v, row in table.items():
+        ratio = "" if row["speed_vs_mmaction2"] is None else f"{row['speed_vs_mmaction2']:.2f}x"
+        mem = "" if row["memory_vs_mmaction2"] is None else f"{row['memory_vs_mmaction2']:.2f}"
+        print(f"| {v} | {row['clips_per_s']:.3f} | {row['step_s']:.1f} | {row['peak_rss_gb']:.2f} | {ratio} | {mem} |")
+    if a.json:
+        sys.path.insert(0, str(REPO / "src"))
+        from microgesture.utils.io import write_text
+
+        write_text(a.json, json.dumps({"machine": m, "args": {k: str(v) for k, v in vars(a).items()},
+                                       "runs": results, "summary": table}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
