@@ -13,7 +13,8 @@ the peak RSS, and the ratios to MMAction2.
 
 Variants: `mmaction2` (their Recognizer3D built from the config dict, trained through its own
 `loss` path, float32 as their configs; run with --mm-python, MMAction2 lives in its own
-virtualenv), `ours-fp32` (our defaults: channels-last, max pool without stored indices),
+virtualenv), `mmaction2-bf16` (the same under bf16 autocast, to tell the precision's share of
+the difference from the implementation's), `ours-fp32` (our defaults: channels-last, max pool without stored indices),
 `ours-bf16` (the same under bf16 autocast: what `trainer.precision: bf16-mixed` does),
 `ours-bf16-recompute` (plus `recompute_stem`). RSS includes Python, torch and the batch.
 """
@@ -31,7 +32,7 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-VARIANTS = ("mmaction2", "ours-fp32", "ours-bf16", "ours-bf16-recompute")
+VARIANTS = ("mmaction2", "mmaction2-bf16", "ours-fp32", "ours-bf16", "ours-bf16-recompute")
 NUM_CLASSES = 32
 
 
@@ -90,8 +91,11 @@ def _mmaction2(a, x, y):
     samples = [ActionDataSample().set_gt_label(int(label)) for label in y]
     inputs = x[:, None]  # [N, num_clips = 1, K, T, H, W], as their data pipeline packs it
 
+    bf16 = a.variant.endswith("bf16")
+
     def loss_fn():
-        losses = model(inputs, samples, mode="loss")
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            losses = model(inputs, samples, mode="loss")
         return sum(v for k, v in losses.items() if "loss" in k)
 
     return model, loss_fn
@@ -104,7 +108,7 @@ def worker(a) -> None:
     torch.manual_seed(0)
     x = torch.rand(a.batch, a.channels, a.frames, a.size, a.size)
     y = torch.randint(0, NUM_CLASSES, (a.batch,))
-    model, loss_fn = (_mmaction2 if a.variant == "mmaction2" else _ours)(a, x, y)
+    model, loss_fn = (_mmaction2 if a.variant.startswith("mmaction2") else _ours)(a, x, y)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=3e-4)
     before = _rss_gb()
 
@@ -126,7 +130,7 @@ def worker(a) -> None:
 
 
 def run_variant(variant: str, a) -> dict:
-    python = a.mm_python if variant == "mmaction2" else sys.executable
+    python = a.mm_python if variant.startswith("mmaction2") else sys.executable
     cmd = [str(python), __file__, "--worker", "--variant", variant, "--batch", str(a.batch), "--channels",
            str(a.channels), "--frames", str(a.frames), "--size", str(a.size), "--steps", str(a.steps),
            "--threads", str(a.threads)]
@@ -156,7 +160,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--variant", default="ours-bf16", help=argparse.SUPPRESS)
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, from {', '.join(VARIANTS)}")
+    parser.add_argument("--variants", default="mmaction2,ours-fp32,ours-bf16,ours-bf16-recompute", help=f"comma-separated, from {', '.join(VARIANTS)}")
     parser.add_argument("--mm-python", type=Path, default=None, help="the Python of a virtualenv with MMAction2")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--channels", type=int, default=17)
@@ -174,7 +178,7 @@ def main() -> None:
     unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         raise SystemExit(f"unknown variant {unknown[0]!r}; known: {', '.join(VARIANTS)}")
-    if "mmaction2" in variants and a.mm_python is None:
+    if any(v.startswith("mmaction2") for v in variants) and a.mm_python is None:
         raise SystemExit("--mm-python: the mmaction2 variant needs the Python of a virtualenv with MMAction2")
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     from bench_data import busy_note, describe, machine
