@@ -15,7 +15,7 @@ our PoseC3D beside MMAction2's (same volumes, same training loop) and our 2s-AGC
    the test subjects are scored once, after the last epoch (nothing is selected on them).
    `ours`: models/posec3d.py under bf16 autocast; `mmaction2`: their Recognizer3D in float32,
    through its own `loss` and `predict` paths, in the MMAction2 virtualenv (--mm-python).
-4. The 2s-AGCN joint stream as the demo trains it (width 16, 16 epochs, its augmentation), by
+4. The 2s-AGCN joint stream as the demo trains it (width 16, `--agcn-epochs`, its augmentation), by
    `microgesture`'s own fit / evaluate on the same split (best checkpoint by validation top-1).
 Every finished run is written to OUT/results/ and skipped when the script is run again.
 """
@@ -168,7 +168,7 @@ def run_agcn(ann: Path, seed: int, out: Path, epochs: int) -> dict:
                              f"data.num_frames={FRAMES}", "model.streams={joint: {encoder: agcn, base_channels: 16, "
                              "dropout: 0.1}}", "optim.lr=0.05", "optim.warmup_epochs=1", f"trainer.max_epochs={epochs}",
                              f"trainer.seed={seed}", "trainer.accelerator=cpu", "trainer.progress_bar=false"])
-    run_dir = out / f"agcn_joint_seed{seed}"
+    run_dir = out / f"agcn_joint_seed{seed}_e{epochs}"
     start = time.perf_counter()
     result = fit(cfg, run_dir, resume=(run_dir / "checkpoints" / LAST).is_file())
     metrics = evaluate(cfg, result.best_checkpoint, run_dir / "eval")
@@ -184,7 +184,8 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16, help=argparse.SUPPRESS)
     parser.add_argument("--mm-python", type=Path, default=None, help="Python of a virtualenv with MMAction2")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--epochs", type=int, default=15, help="PoseC3D epochs (2s-AGCN: 16, as the demo)")
+    parser.add_argument("--epochs", type=int, default=15, help="PoseC3D epochs")
+    parser.add_argument("--agcn-epochs", type=int, default=16, help="2s-AGCN epochs (16 as the demo)")
     parser.add_argument("--runs", default="ours,mmaction2,agcn", help="which of ours, mmaction2, agcn")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", type=Path, default=REPO / "runs" / "heatmap_accuracy")
@@ -209,10 +210,11 @@ def main() -> None:
     table: dict[str, list[dict]] = {}
     for seed in a.seeds:
         for kind in runs:
-            path = a.out / "results" / f"{kind}_seed{seed}_e{a.epochs}.json"
+            epochs = a.agcn_epochs if kind == "agcn" else a.epochs
+            path = a.out / "results" / f"{kind}_seed{seed}_e{epochs}.json"
             if not path.is_file():
                 if kind == "agcn":
-                    result = run_agcn(ann, seed, a.out, 16)
+                    result = run_agcn(ann, seed, a.out, a.agcn_epochs)
                 else:
                     raw = run_loop(kind, seed, data, a)
                     metrics = classification_metrics(np.array(raw["scores"]), test_y)

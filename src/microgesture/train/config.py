@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from microgesture.data.transforms.heatmap import HeatmapInput
+from microgesture.domain.heatmaps import HeatmapInput
 from microgesture.domain.layouts import LAYOUTS
 from microgesture.domain.modalities import MODALITIES
 from microgesture.errors import ConfigError
