@@ -46,6 +46,48 @@ def frame_major(x: torch.Tensor) -> torch.Tensor:
     return x.permute(0, 2, 3, 1)
 
 
+def mix_project(x: torch.Tensor, mixing: torch.Tensor, weight: torch.Tensor,
+                bias: torch.Tensor | None) -> torch.Tensor:
+    """Graph mixing, then the K per-subset projections as one product; [N, T, V, C] -> [N, T, V, O].
+
+    mixing: [N, 1, V*K, V], row w*K + k holding graph k's weights into joint w; weight: [O, K*C]
+    (input channel k*C + c). The mixed maps are K times the input's size: when gradients are
+    needed they are recomputed in the backward pass (one cheap product) instead of stored.
+    """
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (x, mixing, weight)):
+        return _MixProject.apply(x, mixing, weight, bias)
+    n, t, v, c = x.shape
+    return F.linear(torch.matmul(mixing, x).view(n, t, v, -1), weight, bias)
+
+
+class _MixProject(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, mixing, weight, bias):
+        device = x.device.type
+        ctx.amp = (torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(x, mixing, weight)
+        n, t, v, _ = x.shape
+        return F.linear(torch.matmul(mixing, x).view(n, t, v, -1), weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, mixing, weight = ctx.saved_tensors
+        enabled, dtype = ctx.amp
+        with torch.autocast(x.device.type, dtype=dtype, enabled=enabled):  # the forward's precision
+            n, t, v, c = x.shape
+            grad = grad.contiguous()
+            mixed = torch.matmul(mixing, x).view(-1, weight.shape[1])  # recomputed, see mix_project
+            grad_weight = grad.view(-1, grad.shape[-1]).t().mm(mixed) if ctx.needs_input_grad[2] else None
+            grad_bias = grad.sum((0, 1, 2)) if ctx.has_bias and ctx.needs_input_grad[3] else None
+            grad_mixed = torch.matmul(grad, weight).view(n, t, -1, c)  # [N, T, V*K, C]
+            grad_x = torch.matmul(mixing.transpose(-1, -2), grad_mixed) if ctx.needs_input_grad[0] else None
+            grad_mixing = None
+            if ctx.needs_input_grad[1]:
+                grad_mixing = torch.matmul(grad_mixed, x.transpose(-1, -2)).sum(1, keepdim=True)
+        return grad_x, grad_mixing, grad_weight, grad_bias
+
+
 class ConvNorm(nn.Module):
     """Temporal convolution (kernel over frames only) followed by batch norm; [N, T, V, C] in and out.
 
@@ -111,8 +153,9 @@ class AdaptiveGraphConv(nn.Module):
     def sample_graph(self, x: torch.Tensor) -> torch.Tensor:
         """C_k: the data-dependent graph [N, K, V, V] of each sample (x: [N, T, V, C])."""
         n, t, v, _ = x.shape
-        q = F.linear(x, self.query.weight.flatten(1), self.query.bias).view(n, t, v, self.subsets, -1)
-        k = F.linear(x, self.key.weight.flatten(1), self.key.bias).view(n, t, v, self.subsets, -1)
+        weight = torch.cat([self.query.weight, self.key.weight]).flatten(1)
+        qk = F.linear(x, weight, torch.cat([self.query.bias, self.key.bias])).view(n, t, v, 2, self.subsets, -1)
+        q, k = qk.unbind(3)
         scores = torch.einsum("ntvke,ntwke->nkvw", q, k) / (self.embed_channels * t)
         if self.similarity == "softmax":
             return scores.softmax(dim=-2)  # each receiving joint's weights over senders sum to 1
@@ -124,9 +167,8 @@ class AdaptiveGraphConv(nn.Module):
         # mixed[n, t, w, k, c] = sum_v graph[n, k, v, w] x[n, t, v, c]: one matrix product per frame,
         # laid out so that the K per-subset projections are a single product over (k, c).
         mixing = graph.permute(0, 3, 1, 2).reshape(n, 1, v * self.subsets, v)
-        mixed = torch.matmul(mixing, x).view(n, t, v, self.subsets * c)
-        y = channels_first(F.linear(mixed, self.proj.weight.flatten(1), self.proj.bias))
-        y = F.relu(frame_major(self.norm(y)) + self.shortcut(x))
+        y = channels_first(mix_project(x, mixing, self.proj.weight.flatten(1), self.proj.bias))
+        y = F.relu(frame_major(self.norm(y)) + self.shortcut(x), inplace=True)
         return y if self.attention is None else self.attention(y)
 
 
@@ -147,7 +189,7 @@ class AGCNBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.temporal(self.graph_conv(x))
-        return F.relu(y if self.residual is None else y + self.residual(x))
+        return F.relu(y if self.residual is None else y + self.residual(x), inplace=self.residual is not None)
 
 
 class AGCN(nn.Module):
