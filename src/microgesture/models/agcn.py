@@ -88,11 +88,27 @@ class _MixProject(torch.autograd.Function):
         return grad_x, grad_mixing, grad_weight, grad_bias
 
 
+def folded(weight: torch.Tensor, bias: torch.Tensor | None,
+           norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """`weight` and `bias` of the layer before `norm` with the norm's inference-time affine map folded
+    in (one pass over the activations fewer); None while the norm uses batch statistics (training)."""
+    if norm.training or norm.running_var is None:
+        return None
+    scale = torch.rsqrt(norm.running_var + norm.eps)
+    if norm.weight is not None:
+        scale = scale * norm.weight
+    shift = -norm.running_mean * scale if bias is None else (bias - norm.running_mean) * scale
+    if norm.bias is not None:
+        shift = shift + norm.bias
+    return weight * scale.view(-1, *[1] * (weight.dim() - 1)), shift
+
+
 class ConvNorm(nn.Module):
     """Temporal convolution (kernel over frames only) followed by batch norm; [N, T, V, C] in and out.
 
     A 1-frame kernel is a matrix product over channels (of every `stride`-th frame), which is
-    faster on CPUs than a 1x1 convolution; the parameters stay those of the convolution.
+    faster on CPUs than a 1x1 convolution; the parameters stay those of the convolution. In
+    evaluation the norm is folded into the convolution.
     """
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int = 1, stride: int = 1):
@@ -103,11 +119,13 @@ class ConvNorm(nn.Module):
         self.norm = nn.BatchNorm2d(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fold = folded(self.conv.weight, self.conv.bias, self.norm)
+        weight, bias = (self.conv.weight, self.conv.bias) if fold is None else fold
         if self.conv.kernel_size[0] == 1:
-            y = channels_first(F.linear(x[:, :: self.conv.stride[0]], self.conv.weight.flatten(1), self.conv.bias))
+            y = F.linear(x[:, :: self.conv.stride[0]], weight.flatten(1), bias)
         else:
-            y = self.conv(channels_first(x))
-        return frame_major(self.norm(y))
+            y = frame_major(F.conv2d(channels_first(x), weight, bias, self.conv.stride, self.conv.padding))
+        return y if fold is not None else frame_major(self.norm(channels_first(y)))
 
 
 class BlockAttention(nn.Module):
@@ -167,8 +185,12 @@ class AdaptiveGraphConv(nn.Module):
         # mixed[n, t, w, k, c] = sum_v graph[n, k, v, w] x[n, t, v, c]: one matrix product per frame,
         # laid out so that the K per-subset projections are a single product over (k, c).
         mixing = graph.permute(0, 3, 1, 2).reshape(n, 1, v * self.subsets, v)
-        y = channels_first(mix_project(x, mixing, self.proj.weight.flatten(1), self.proj.bias))
-        y = F.relu(frame_major(self.norm(y)) + self.shortcut(x), inplace=True)
+        fold = folded(self.proj.weight, self.proj.bias, self.norm)
+        weight, bias = (self.proj.weight, self.proj.bias) if fold is None else fold
+        y = mix_project(x, mixing, weight.flatten(1), bias)
+        if fold is None:
+            y = frame_major(self.norm(channels_first(y)))
+        y = F.relu(y + self.shortcut(x), inplace=True)
         return y if self.attention is None else self.attention(y)
 
 
