@@ -230,6 +230,15 @@ def cmd_predict(a: argparse.Namespace) -> None:
     print(f"wrote the predictions to {a.out} ({written.name})")
 
 
+def cmd_export(a: argparse.Namespace) -> None:
+    from microgesture.train.config import load_config
+
+    cfg = load_config(a.config, a.set)
+    from microgesture.apps.export import export_model
+
+    print(export_model(cfg, a.checkpoint, a.out, a.format).describe())
+
+
 def cmd_demo(a: argparse.Namespace) -> None:
     check_output_dir(a.out, "--out", create=False)
     from microgesture.apps.demo import run_demo
@@ -435,6 +444,16 @@ def _result_commands(sub) -> None:
     d.set_defaults(func=cmd_demo)
 
 
+def _deploy_commands(sub) -> None:
+    x = sub.add_parser("export", help="a trained skeleton model as TorchScript or ONNX, checked against the eager model")
+    x.add_argument("config", type=Path)
+    x.add_argument("--set", action="append", metavar="KEY=VALUE", help="override a config key")
+    x.add_argument("--checkpoint", type=Path, required=True)
+    x.add_argument("--format", choices=["onnx", "torchscript"], required=True)
+    x.add_argument("--out", type=Path, required=True, help="file to write (.onnx or .pt)")
+    x.set_defaults(func=cmd_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="microgesture",
@@ -445,6 +464,7 @@ def build_parser() -> argparse.ArgumentParser:
     _model_commands(sub)
     _result_commands(sub)
     _adapt_commands(sub)
+    _deploy_commands(sub)
     return p
 
 

@@ -36,8 +36,80 @@ __all__ = ["AGCN", "build_agcn", "checkpoint_filter_fn"]
 SIMILARITIES = ("softmax", "tanh")
 
 
+def channels_first(x: torch.Tensor) -> torch.Tensor:
+    """[N, T, V, C] -> the [N, C, T, V] view that convolutions and batch norms read (channels_last memory)."""
+    return x.permute(0, 3, 1, 2)
+
+
+def frame_major(x: torch.Tensor) -> torch.Tensor:
+    """[N, C, T, V] (channels_last memory) -> the [N, T, V, C] view the graph layers read."""
+    return x.permute(0, 2, 3, 1)
+
+
+def mix_project(x: torch.Tensor, mixing: torch.Tensor, weight: torch.Tensor,
+                bias: torch.Tensor | None) -> torch.Tensor:
+    """Graph mixing, then the K per-subset projections as one product; [N, T, V, C] -> [N, T, V, O].
+
+    mixing: [N, 1, V*K, V], row w*K + k holding graph k's weights into joint w; weight: [O, K*C]
+    (input channel k*C + c). The mixed maps are K times the input's size: when gradients are
+    needed they are recomputed in the backward pass (one cheap product) instead of stored.
+    """
+    if torch.is_grad_enabled() and any(t.requires_grad for t in (x, mixing, weight)):
+        return _MixProject.apply(x, mixing, weight, bias)
+    n, t, v, c = x.shape
+    return F.linear(torch.matmul(mixing, x).view(n, t, v, -1), weight, bias)
+
+
+class _MixProject(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, mixing, weight, bias):
+        device = x.device.type
+        ctx.amp = (torch.is_autocast_enabled(device), torch.get_autocast_dtype(device))
+        ctx.has_bias = bias is not None
+        ctx.save_for_backward(x, mixing, weight)
+        n, t, v, _ = x.shape
+        return F.linear(torch.matmul(mixing, x).view(n, t, v, -1), weight, bias)
+
+    @staticmethod
+    def backward(ctx, grad):
+        x, mixing, weight = ctx.saved_tensors
+        enabled, dtype = ctx.amp
+        with torch.autocast(x.device.type, dtype=dtype, enabled=enabled):  # the forward's precision
+            n, t, v, c = x.shape
+            grad = grad.contiguous()
+            mixed = torch.matmul(mixing, x).view(-1, weight.shape[1])  # recomputed, see mix_project
+            grad_weight = grad.view(-1, grad.shape[-1]).t().mm(mixed) if ctx.needs_input_grad[2] else None
+            grad_bias = grad.sum((0, 1, 2)) if ctx.has_bias and ctx.needs_input_grad[3] else None
+            grad_mixed = torch.matmul(grad, weight).view(n, t, -1, c)  # [N, T, V*K, C]
+            grad_x = torch.matmul(mixing.transpose(-1, -2), grad_mixed) if ctx.needs_input_grad[0] else None
+            grad_mixing = None
+            if ctx.needs_input_grad[1]:
+                grad_mixing = torch.matmul(grad_mixed, x.transpose(-1, -2)).sum(1, keepdim=True)
+        return grad_x, grad_mixing, grad_weight, grad_bias
+
+
+def folded(weight: torch.Tensor, bias: torch.Tensor | None,
+           norm: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """`weight` and `bias` of the layer before `norm` with the norm's inference-time affine map folded
+    in (one pass over the activations fewer); None while the norm uses batch statistics (training)."""
+    if norm.training or norm.running_var is None:
+        return None
+    scale = torch.rsqrt(norm.running_var + norm.eps)
+    if norm.weight is not None:
+        scale = scale * norm.weight
+    shift = -norm.running_mean * scale if bias is None else (bias - norm.running_mean) * scale
+    if norm.bias is not None:
+        shift = shift + norm.bias
+    return weight * scale.view(-1, *[1] * (weight.dim() - 1)), shift
+
+
 class ConvNorm(nn.Module):
-    """Temporal convolution (kernel over frames only) followed by batch norm."""
+    """Temporal convolution (kernel over frames only) followed by batch norm; [N, T, V, C] in and out.
+
+    A 1-frame kernel is a matrix product over channels (of every `stride`-th frame), which is
+    faster on CPUs than a 1x1 convolution; the parameters stay those of the convolution. In
+    evaluation the norm is folded into the convolution.
+    """
 
     def __init__(self, in_channels: int, out_channels: int, kernel: int = 1, stride: int = 1):
         super().__init__()
@@ -47,11 +119,17 @@ class ConvNorm(nn.Module):
         self.norm = nn.BatchNorm2d(out_channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.conv(x))
+        fold = folded(self.conv.weight, self.conv.bias, self.norm)
+        weight, bias = (self.conv.weight, self.conv.bias) if fold is None else fold
+        if self.conv.kernel_size[0] == 1:
+            y = F.linear(x[:, :: self.conv.stride[0]], weight.flatten(1), bias)
+        else:
+            y = frame_major(F.conv2d(channels_first(x), weight, bias, self.conv.stride, self.conv.padding))
+        return y if fold is not None else frame_major(self.norm(channels_first(y)))
 
 
 class BlockAttention(nn.Module):
-    """AAGCN's joint, frame and channel attention, each applied as y + y * gate."""
+    """AAGCN's joint, frame and channel attention, each applied as y + y * gate; [N, T, V, C] in and out."""
 
     def __init__(self, channels: int, num_joints: int):
         super().__init__()
@@ -61,15 +139,16 @@ class BlockAttention(nn.Module):
         self.squeeze = nn.Linear(channels, channels // 2)
         self.excite = nn.Linear(channels // 2, channels)
 
-    def forward(self, y: torch.Tensor) -> torch.Tensor:  # y: [N, C, T, V]
-        y = y + y * torch.sigmoid(self.spatial(y.mean(2))).unsqueeze(2)
-        y = y + y * torch.sigmoid(self.temporal(y.mean(3))).unsqueeze(3)
-        gate = torch.sigmoid(self.excite(F.relu(self.squeeze(y.mean((2, 3))))))
-        return y + y * gate[:, :, None, None]
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        n, t, v, _ = y.shape
+        y = y + y * torch.sigmoid(self.spatial(y.mean(1).transpose(1, 2))).view(n, 1, v, 1)
+        y = y + y * torch.sigmoid(self.temporal(y.mean(2).transpose(1, 2))).view(n, t, 1, 1)
+        gate = torch.sigmoid(self.excite(F.relu(self.squeeze(y.mean((1, 2))))))
+        return y + y * gate[:, None, None, :]
 
 
 class AdaptiveGraphConv(nn.Module):
-    """Graph convolution over K subsets with graphs A_k + B_k + C_k(x); input/output [N, C, T, V]."""
+    """Graph convolution over K subsets with graphs A_k + B_k + C_k(x); input/output [N, T, V, C]."""
 
     def __init__(self, in_channels: int, out_channels: int, adjacency: torch.Tensor,
                  similarity: str = "softmax", attention: bool = False):
@@ -90,24 +169,34 @@ class AdaptiveGraphConv(nn.Module):
         self.attention = BlockAttention(out_channels, joints) if attention else None
 
     def sample_graph(self, x: torch.Tensor) -> torch.Tensor:
-        """C_k: the data-dependent graph [N, K, V, V] of each sample."""
-        n, _, t, v = x.shape
-        q = self.query(x).view(n, self.subsets, self.embed_channels, t, v)
-        k = self.key(x).view(n, self.subsets, self.embed_channels, t, v)
-        scores = torch.einsum("nkctv,nkctw->nkvw", q, k) / (self.embed_channels * t)
+        """C_k: the data-dependent graph [N, K, V, V] of each sample (x: [N, T, V, C])."""
+        n, t, v, _ = x.shape
+        weight = torch.cat([self.query.weight, self.key.weight]).flatten(1)
+        qk = F.linear(x, weight, torch.cat([self.query.bias, self.key.bias])).view(n, t, v, 2, self.subsets, -1)
+        q, k = qk.unbind(3)
+        scores = torch.einsum("ntvke,ntwke->nkvw", q, k) / (self.embed_channels * t)
         if self.similarity == "softmax":
             return scores.softmax(dim=-2)  # each receiving joint's weights over senders sum to 1
         return torch.tanh(scores) * self.alpha
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        n, c, t, v = x.shape
-        graph = (self.graph + self.graph_offset).unsqueeze(0) + self.sample_graph(x)
-        mixed = torch.einsum("nctv,nkvw->nkctw", x, graph).reshape(n, self.subsets * c, t, v)
-        y = F.relu(self.norm(self.proj(mixed)) + self.shortcut(x))
+        n, t, v, c = x.shape
+        graph = (self.graph + self.graph_offset).unsqueeze(0) + self.sample_graph(x)  # [N, K, V, W]
+        # mixed[n, t, w, k, c] = sum_v graph[n, k, v, w] x[n, t, v, c]: one matrix product per frame,
+        # laid out so that the K per-subset projections are a single product over (k, c).
+        mixing = graph.permute(0, 3, 1, 2).reshape(n, 1, v * self.subsets, v)
+        fold = folded(self.proj.weight, self.proj.bias, self.norm)
+        weight, bias = (self.proj.weight, self.proj.bias) if fold is None else fold
+        y = mix_project(x, mixing, weight.flatten(1), bias)
+        if fold is None:
+            y = frame_major(self.norm(channels_first(y)))
+        y = F.relu(y + self.shortcut(x), inplace=True)
         return y if self.attention is None else self.attention(y)
 
 
 class AGCNBlock(nn.Module):
+    """Graph convolution, then a 9-frame temporal convolution, plus a residual; [N, T, V, C] in and out."""
+
     def __init__(self, in_channels: int, out_channels: int, adjacency: torch.Tensor, *, stride: int = 1,
                  residual: bool = True, similarity: str = "softmax", attention: bool = False):
         super().__init__()
@@ -122,7 +211,7 @@ class AGCNBlock(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.temporal(self.graph_conv(x))
-        return F.relu(y if self.residual is None else y + self.residual(x))
+        return F.relu(y if self.residual is None else y + self.residual(x), inplace=self.residual is not None)
 
 
 class AGCN(nn.Module):
@@ -214,12 +303,11 @@ class AGCN(nn.Module):
         self._check_input(x)
         n, m, t, v, c = x.shape
         # Normalise each (person, joint, channel) series over the batch and time, as published.
-        x = self.input_norm(x.permute(0, 1, 3, 4, 2).reshape(n, m * v * c, t))
-        x = x.view(n, m, v, c, t).permute(0, 1, 3, 4, 2).reshape(n * m, c, t, v)
-        for block in self.blocks:
+        x = self.input_norm(x.transpose(1, 2).reshape(n * t, m * v * c))
+        x = x.view(n, t, m, v, c).transpose(1, 2).reshape(n * m, t, v, c)
+        for block in self.blocks:  # frame-major [N*M, T, V, C] throughout: no copies between layers
             x = block(x)
-        x = x.view(n, m, *x.shape[1:]).mean(1)  # [N, C', T', V]
-        return x.permute(0, 2, 3, 1)
+        return x.reshape(n, m, *x.shape[1:]).mean(1)  # [N, T', V, C']
 
     def pool(self, tokens: torch.Tensor) -> torch.Tensor:
         """Global average over frames and joints: [N, T', V, C'] -> [N, C']."""

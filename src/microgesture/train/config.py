@@ -330,6 +330,9 @@ class TrainerConfig:
     log_every_n_steps: int = 10
     progress_bar: bool = True
     check_val_every_n_epoch: int = 1
+    # torch.compile the network for training (state dict names unchanged). Off by default: on a
+    # 2-core CPU it did not pay for its compile time (docs/speed.md).
+    compile: bool = False
 
     def check(self, prefix: str) -> None:
         _positive(prefix, max_epochs=self.max_epochs, num_nodes=self.num_nodes)

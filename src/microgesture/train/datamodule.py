@@ -127,10 +127,12 @@ class MGDataModule(L.LightningDataModule):
             self._cache = TokenCache.open(self.cfg.cache, self.annotation_path, encoders_meta=self.cache_encoders)
         return self._cache
 
-    def _loader(self, dataset, batch_size: int, sampler=None) -> DataLoader:
+    def _loader(self, dataset, batch_size: int, sampler=None, persistent: bool = False) -> DataLoader:
+        """`persistent`: keep the worker processes between epochs (training and validation loaders)."""
+        workers = self.cfg.num_workers
         return DataLoader(
             dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
-            num_workers=self.cfg.num_workers, drop_last=False,
+            num_workers=workers, drop_last=False, persistent_workers=persistent and workers > 0,
         )
 
     def train_dataloader(self) -> DataLoader:
@@ -142,7 +144,7 @@ class MGDataModule(L.LightningDataModule):
         self.sampler = self._train_sampler(rank, world)
         if trainer is not None:  # a resumed run starts mid-way: the first iterator exists before set_epoch
             self.sampler.set_epoch(trainer.current_epoch)
-        return self._loader(dataset, self.cfg.batch_size, self.sampler)
+        return self._loader(dataset, self.cfg.batch_size, self.sampler, persistent=True)
 
     def _train_sampler(self, rank: int, world: int) -> EpochSampler:
         """`data.sampler`: a shuffle, or class-balanced / square-root draws (data/samplers.py)."""
@@ -157,7 +159,7 @@ class MGDataModule(L.LightningDataModule):
     def val_dataloader(self) -> DataLoader | list:
         if not self.has_split(self.cfg.val_split):
             return []
-        return self._loader(self.dataset(self.cfg.val_split, train=False), self.cfg.eval_batch_size)
+        return self._loader(self.dataset(self.cfg.val_split, train=False), self.cfg.eval_batch_size, persistent=True)
 
     def eval_dataloader(self, split: str, num_clips: int, hide_labels: bool = False) -> DataLoader:
         dataset = self.dataset(split, train=False, num_clips=num_clips, hide_labels=hide_labels)

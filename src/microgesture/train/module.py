@@ -80,6 +80,11 @@ class Classifier(L.LightningModule):
             seed=self.cfg.trainer.seed)
         self._val_outputs: list[dict[str, torch.Tensor]] = []
 
+    def configure_model(self) -> None:
+        """Called by the Trainer before fitting: `trainer.compile` compiles the network in place."""
+        if self.cfg.trainer.compile and not getattr(self.model, "_compiled_call_impl", None):
+            self.model.compile()
+
     @classmethod
     def from_config(cls, cfg: ExperimentConfig, **kwargs: Any) -> "Classifier":
         return cls(to_dict(cfg), **kwargs)

@@ -263,7 +263,7 @@ def resolve_device(device: str | None) -> torch.device:
     return dev
 
 
-@torch.no_grad()
+@torch.inference_mode()
 def predict_scores(module: Classifier, dm: MGDataModule, split: str, num_clips: int,
                    device: torch.device) -> dict[str, ScoreTable]:
     """Scores of every clip of `split`, per task: {task name: ScoreTable} (labels from the file, -1 unknown)."""
