@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from microgesture.data.datasets import CachedTokenDataset, ClipDataset
 from microgesture.data.formats.annotations import load_annotations, select
 from microgesture.data.samplers import EpochSampler
+from microgesture.data.video_bags import VideoBagDataset, collate_bags, group_by_video
 from microgesture.data.transforms.pipelines import Augment, VideoInput, build_pipeline
 from microgesture.domain.classes import IMIGUE_CLASSES
 from microgesture.errors import DataError
@@ -56,11 +57,14 @@ def class_names_of(data: Mapping[str, Any]) -> list[str]:
 class MGDataModule(L.LightningDataModule):
     def __init__(self, cfg: DataConfig, modalities: Sequence[str], *, video: Mapping[str, VideoInput] | None = None,
                  seed: int = 0, cached: bool = False, cache_encoders: Mapping[str, Any] | None = None,
-                 progress: bool = True):
+                 progress: bool = True, bags: int | None = None):
         """`modalities`: the batch keys to make; `video`: how each video modality is loaded;
         `cached`: read encoder outputs from `cfg.cache` instead, refused unless they come from
-        `cache_encoders` (the cache manifest's encoder descriptions) when given."""
+        `cache_encoders` (the cache manifest's encoder descriptions) when given; `bags`: serve bags
+        of this many clips per video in training (every clip of a video at evaluation) instead of
+        single clips (data/video_bags.py)."""
         super().__init__()
+        self.bags = bags
         self.cfg, self.seed = cfg, seed
         self.modalities, self.video = tuple(modalities), dict(video or {})
         self.cached, self.progress = cached, progress
@@ -107,8 +111,16 @@ class MGDataModule(L.LightningDataModule):
 
     # -- datasets and loaders ---------------------------------------------------------------
     def dataset(self, split: str, *, train: bool, num_clips: int = 1,
-                hide_labels: bool = False) -> ClipDataset | CachedTokenDataset:
+                hide_labels: bool = False) -> ClipDataset | CachedTokenDataset | VideoBagDataset:
         clips = self.clips(split)
+        inner = self._clip_dataset(clips, train=train, num_clips=num_clips, hide_labels=hide_labels)
+        if self.bags is None:
+            return inner
+        repeats = max(1, round(len(clips) / max(1, len(group_by_video(clips)[0])) / self.bags))
+        return VideoBagDataset(inner, clips, clips_per_video=self.bags, train=train, seed=self.seed, repeats=repeats)
+
+    def _clip_dataset(self, clips: list[dict[str, Any]], *, train: bool, num_clips: int,
+                      hide_labels: bool) -> ClipDataset | CachedTokenDataset:
         if self.cached:
             return CachedTokenDataset(clips, self.token_cache(), hide_labels=hide_labels)
         a = self.cfg.augment
@@ -131,6 +143,7 @@ class MGDataModule(L.LightningDataModule):
         return DataLoader(
             dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
             num_workers=self.cfg.num_workers, drop_last=False,
+            collate_fn=collate_bags if isinstance(dataset, VideoBagDataset) else None,
         )
 
     def train_dataloader(self) -> DataLoader:
