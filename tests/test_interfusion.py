@@ -51,7 +51,8 @@ def test_both_streams_reach_the_embedding():
     model = fusion().eval()
     face = torch.randn(2, 5, 12, requires_grad=True)
     rgb = torch.randn(2, 4, 20, requires_grad=True)
-    (model({"face": face, "rgb": rgb}) * torch.randn(2, 32)).sum().backward()  # (a plain sum of a LayerNorm output is constant)
+    # (a plain sum of a LayerNorm output is constant: weigh the features)
+    (model({"face": face, "rgb": rgb}) * torch.randn(2, 32)).sum().backward()
     assert face.grad.abs().sum() > 0 and rgb.grad.abs().sum() > 0
 
 

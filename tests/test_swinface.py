@@ -25,7 +25,8 @@ def _backbone_shapes() -> dict[str, tuple[int, ...]]:
         for j in range(depth):
             p = f"layers.{i}.blocks.{j}."
             s.update({p + "norm1.weight": (c,), p + "norm1.bias": (c,),
-                      p + "attn.relative_position_bias_table": (169, heads), p + "attn.relative_position_index": (49, 49),
+                      p + "attn.relative_position_bias_table": (169, heads),
+                      p + "attn.relative_position_index": (49, 49),
                       p + "attn.qkv.weight": (3 * c, c), p + "attn.qkv.bias": (3 * c,),
                       p + "attn.proj.weight": (c, c), p + "attn.proj.bias": (c,),
                       p + "norm2.weight": (c,), p + "norm2.bias": (c,), p + "mlp.fc1.weight": (4 * c, c),
@@ -163,7 +164,8 @@ def test_backbone_state_dict_alone_loads(tmp_path):
     report = load_weights(target, path, checkpoint_filter_fn, head="head.")
     assert not report.unexpected and not report.mismatched
     assert all(k.startswith(("head.", "expression.")) for k in report.missing)
-    assert torch.equal(target.backbone.layers[2].blocks[1].attn.qkv.weight, source.backbone.layers[2].blocks[1].attn.qkv.weight)
+    qkv = "layers.2.blocks.1.attn.qkv.weight"
+    assert torch.equal(target.backbone.state_dict()[qkv], source.backbone.state_dict()[qkv])
 
 
 def _to_torchvision(ours, tv) -> None:

@@ -109,7 +109,8 @@ def _recognizer(**kwargs) -> Recognizer:
 
 def test_video_mode_pools_clips_per_video():
     model = _recognizer(video_pool="attention", video_tasks=("emotion",), task_features={"emotion": "mg"})
-    x = {"face": torch.randn(2, 3, 3), "rgb": torch.randn(2, 3, 3), "face_missing": torch.zeros(2, 3, 1, dtype=torch.bool)}
+    x = {"face": torch.randn(2, 3, 3), "rgb": torch.randn(2, 3, 3),
+         "face_missing": torch.zeros(2, 3, 1, dtype=torch.bool)}
     pad = torch.tensor([[False, False, True], [False, False, False]])
     out = model(x, clip_pad=pad)
     assert out["mg"].shape == (2, 3, 4) and out["emotion"].shape == (2, 2)

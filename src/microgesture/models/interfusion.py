@@ -41,18 +41,17 @@ import torch
 from torch import nn
 
 from microgesture.errors import ConfigError
-from microgesture.models.layers import Attention, drop_modalities, feed_forward, padding_mask, stretch_positions
+from microgesture.models.cmtf import CrossLayer
+from microgesture.models.layers import (
+    Attention,
+    drop_streams,
+    feed_forward,
+    padding_mask,
+    stretch_positions,
+    with_null,
+)
 
 Tokens = Mapping[str, torch.Tensor | None]
-
-
-class _StreamBlock(nn.Module):
-    def __init__(self, width: int, heads: int, dropout: float, mlp_ratio: float):
-        super().__init__()
-        self.self_attn = Attention(width, heads, dropout, cross=False)
-        self.cross_attn = Attention(width, heads, dropout, cross=True)
-        self.norm_ffn = nn.LayerNorm(width)
-        self.ffn = feed_forward(width, mlp_ratio, dropout)
 
 
 class _QueryBlock(nn.Module):
@@ -65,26 +64,17 @@ class _QueryBlock(nn.Module):
 
 
 class InterLayer(nn.Module):
-    """One interleaved layer: intra, inter (bidirectional), FFN per stream, then the query step."""
+    """One interleaved layer: intra + inter (bidirectional) + FFN per stream (CMTF's cross layer,
+    models/cmtf.py), then the query step."""
 
     def __init__(self, names: list[str], width: int, heads: int, dropout: float, mlp_ratio: float = 4.0):
         super().__init__()
-        self.streams = nn.ModuleDict({m: _StreamBlock(width, heads, dropout, mlp_ratio) for m in names})
+        self.exchange = CrossLayer(names, width, heads, dropout, mlp_ratio)
         self.query = _QueryBlock(width, heads, dropout, mlp_ratio)
 
     def forward(self, xs: dict[str, torch.Tensor], pads: dict[str, torch.Tensor],
                 queries: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        xs = {m: x + self.streams[m].self_attn(x, pads[m]) for m, x in xs.items()}
-        exchanged = {}
-        for m, x in xs.items():  # every direction reads the same state: a symmetric exchange
-            others = [o for o in xs if o != m]
-            if not others:
-                exchanged[m] = x
-                continue
-            context = torch.cat([xs[o] for o in others], 1)
-            pad = torch.cat([pads[o] for o in others], 1)
-            exchanged[m] = x + self.streams[m].cross_attn(x, pad, context)
-        xs = {m: x + self.streams[m].ffn(self.streams[m].norm_ffn(x)) for m, x in exchanged.items()}
+        xs = self.exchange(xs, pads)
         every = torch.cat(list(xs.values()), 1)
         every_pad = torch.cat([pads[m] for m in xs], 1)
         q = self.query
@@ -143,12 +133,6 @@ class InterFusion(nn.Module):
         x = self.proj[name](torch.where(pad[..., None], 0.0, tokens))
         return x + stretch_positions(self.pos[name], tokens.shape[1]) + self.stream[name], pad
 
-    def _with_null(self, name: str, x: torch.Tensor | None, pad: torch.Tensor | None, n: int, device):
-        null = (self.null[name] + self.stream[name]).expand(n, 1, -1)
-        no_pad = torch.zeros(n, 1, dtype=torch.bool, device=device)
-        if x is None:
-            return null, no_pad
-        return torch.cat([null, x], 1), torch.cat([no_pad, pad], 1)
 
     def forward_features(self, tokens: Tokens, masks: Mapping[str, torch.Tensor] | None = None):
         """(streams {name: [N, 1 + L, width]}, their masks, queries [N, Q, width]) after the last layer."""
@@ -164,21 +148,15 @@ class InterFusion(nn.Module):
             raise ValueError(f"batch sizes differ between streams: {sorted(sizes)}")
         n, device = sizes.pop(), next(iter(embedded.values()))[0].device
         if self.training and self.modality_dropout > 0 and len(embedded) > 1:
-            embedded = self._drop(embedded)
+            embedded = drop_streams(embedded, self.modality_dropout)
         xs, pads = {}, {}
         for m in self.names:
             x, pad = embedded.get(m, (None, None))
-            xs[m], pads[m] = self._with_null(m, x, pad, n, device)
+            xs[m], pads[m] = with_null(self.null[m] + self.stream[m], x, pad, n, device)
         queries = self.queries.expand(n, -1, -1)
         for layer in self.layers:
             xs, queries = layer(xs, pads, queries)
         return xs, pads, queries
-
-    def _drop(self, embedded: dict[str, tuple[torch.Tensor, torch.Tensor]]):
-        names = list(embedded)
-        present = torch.stack([~embedded[m][1].all(1) for m in names], 1)
-        drop = drop_modalities(present, self.modality_dropout)
-        return {m: (x, pad | drop[:, i, None]) for i, (m, (x, pad)) in enumerate(embedded.items())}
 
     def pool(self, queries: torch.Tensor) -> torch.Tensor:
         return self.out_norm(queries.mean(1))
@@ -188,8 +166,8 @@ class InterFusion(nn.Module):
 
 
 def _check_config(dims, width, heads, depth, queries, modality_dropout) -> None:
-    if not dims:
-        raise ConfigError("InterFusion needs at least one stream")
+    if len(dims) < 2:
+        raise ConfigError(f"InterFusion exchanges information between streams: it needs two or more, got {list(dims)}")
     if width % heads:
         raise ConfigError(f"width ({width}) must be divisible by heads ({heads})")
     if depth < 1:

@@ -19,8 +19,8 @@ import torch
 from torch import nn
 
 from microgesture.errors import ConfigError
-from microgesture.models.base import InputSpec
-from microgesture.models.swinface import FACE_MEAN, FACE_STD, masked_mean
+from microgesture.models.base import FrameEncoderHead, InputSpec
+from microgesture.models.swinface import FACE_MEAN, FACE_STD
 
 MIN_SIZE = 32
 
@@ -42,7 +42,7 @@ class ResidualStage(nn.Module):
         return self.act(self.body(x) + self.shortcut(x))
 
 
-class LightFaceEncoder(nn.Module):
+class LightFaceEncoder(FrameEncoderHead, nn.Module):
     """[N, 3, T, S, S] face clips -> tokens [N, T, embed_dim] -> masked mean -> head."""
 
     num_prefix_tokens = 0
@@ -65,15 +65,6 @@ class LightFaceEncoder(nn.Module):
         self.num_classes = num_classes
         self.head = self._make_head(num_classes)
 
-    def _make_head(self, num_classes: int) -> nn.Module:
-        if num_classes <= 0:
-            return nn.Identity()
-        return nn.Sequential(nn.Dropout(self.dropout), nn.Linear(self.embed_dim, num_classes))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        self.head = self._make_head(num_classes).to(self.norm.weight)
-
     def forward_features(self, x: torch.Tensor, missing: torch.Tensor | None = None) -> torch.Tensor:
         """Tokens [N, T, embed_dim]; frames marked `missing` [N, T] (True = no face) give zero tokens."""
         if x.dim() != 5 or x.shape[1] != 3 or min(x.shape[3:]) < MIN_SIZE:
@@ -92,17 +83,6 @@ class LightFaceEncoder(nn.Module):
         if missing is not None:
             tokens = tokens.masked_fill(missing.to(torch.bool)[..., None], 0.0)
         return tokens
-
-    def pool(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return masked_mean(tokens, mask)
-
-    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False,
-                     mask: torch.Tensor | None = None) -> torch.Tensor:
-        pooled = self.pool(tokens, mask)
-        return pooled if pre_logits else self.head(pooled)
-
-    def forward(self, x: torch.Tensor, missing: torch.Tensor | None = None) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x, missing), mask=missing)
 
 
 def build_light_face(num_classes: int, *, width: int = 16, depth: int = 3, dropout: float = 0.3) -> LightFaceEncoder:

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from microgesture.errors import ConfigError
-from microgesture.models.base import InputSpec
+from microgesture.models.base import FrameEncoderHead, InputSpec
 from microgesture.models.weights import FilteredState, IncompatibleCheckpoint, LoadReport, load_weights
 
 FACE_SIZE = 112
@@ -307,7 +307,7 @@ def _init(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
-class SwinFaceEncoder(nn.Module):
+class SwinFaceEncoder(FrameEncoderHead, nn.Module):
     """Face clips [N, 3, T, 112, 112] -> per-frame tokens [N, T, 512] -> masked mean -> head."""
 
     num_prefix_tokens = 0
@@ -331,17 +331,6 @@ class SwinFaceEncoder(nn.Module):
         self.head = self._make_head(num_classes)
         self.frozen: list[nn.Module] = []
         self.load_report: LoadReport | None = None
-
-    # -- heads ----------------------------------------------------------------------------
-    def _make_head(self, num_classes: int) -> nn.Module:
-        if num_classes <= 0:
-            return nn.Identity()
-        return nn.Sequential(nn.Dropout(self.dropout), nn.Linear(self.embed_dim, num_classes))
-
-    def reset_classifier(self, num_classes: int) -> None:
-        self.num_classes = num_classes
-        ref = self.backbone.norm.weight
-        self.head = self._make_head(num_classes).to(device=ref.device, dtype=ref.dtype)
 
     # -- per frame ------------------------------------------------------------------------
     def frame_features(self, faces: torch.Tensor) -> torch.Tensor:
@@ -369,21 +358,10 @@ class SwinFaceEncoder(nn.Module):
             out[keep] = fn(frames[keep]).to(out.dtype)
         return out.view(n, t, width)
 
-    # -- encoder API ----------------------------------------------------------------------
+    # -- encoder API (pooling and head: FrameEncoderHead) ---------------------------------------
     def forward_features(self, x: torch.Tensor, missing: torch.Tensor | None = None) -> torch.Tensor:
         """Tokens [N, T, 512]: one per frame; frames marked `missing` [N, T] are zeros (never computed)."""
         return self._per_frame(x, missing, self.frame_features, self.embed_dim)
-
-    def pool(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
-        return masked_mean(tokens, mask)
-
-    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False,
-                     mask: torch.Tensor | None = None) -> torch.Tensor:
-        pooled = self.pool(tokens, mask)
-        return pooled if pre_logits else self.head(pooled)
-
-    def forward(self, x: torch.Tensor, missing: torch.Tensor | None = None) -> torch.Tensor:
-        return self.forward_head(self.forward_features(x, missing), mask=missing)
 
     def expression_logits(self, x: torch.Tensor, missing: torch.Tensor | None = None) -> torch.Tensor:
         """The original's expression head per frame: [N, T, 7] logits in `EXPRESSIONS` order (0 where missing)."""
@@ -420,14 +398,6 @@ class SwinFaceEncoder(nn.Module):
         for module in self.frozen:
             module.eval()
         return self
-
-
-def masked_mean(tokens: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean of [N, L, D] tokens over the positions where `mask` [N, L] (True = ignore) is False; 0 when none."""
-    if mask is None:
-        return tokens.mean(1)
-    keep = (~mask.to(torch.bool)).to(tokens.dtype)[..., None]
-    return (tokens * keep).sum(1) / keep.sum(1).clamp(min=1.0)
 
 
 def _check_freeze(freeze: str, unfreeze_stages: int, stages: int) -> None:

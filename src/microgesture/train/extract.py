@@ -3,9 +3,10 @@
 For each sample and encoder `name` the cache stores ``{name}_tokens`` (the encoder's
 `forward_features` output for that sample: AGCN [T', V, C'], RGB encoders [L, D], face encoders
 [T, D]) and ``{name}_embedding`` (its `pool` of them); with a ``{input}_missing`` mask in the
-batch (frames without a face), the encoder and pooling get it and ``{name}_missing`` is stored. Loaders must yield batches in sample order
-(no shuffle), so shards fill one after another; a rerun after an interruption skips the
-complete shards and, for a plain sequential loader, does not even load their samples.
+batch (frames without a face), the encoder and pooling get it and ``{name}_missing`` is stored.
+Loaders must yield batches in sample order (no shuffle), so shards fill one after another; a
+rerun after an interruption skips the complete shards and, for a plain sequential loader, does
+not even load their samples.
 """
 
 from __future__ import annotations
