@@ -12,5 +12,6 @@ MODALITIES: dict[str, str] = {
     "joint_motion": "skeleton",  # joint(t + 1) - joint(t)
     "bone_motion": "skeleton",
     "rgb": "video",  # frames at the skeleton's sampled instants
+    "face": "video",  # aligned 112x112 face-track crops at the same instants (+ face_missing)
 }
 SKELETON_STREAMS: tuple[str, ...] = tuple(m for m, kind in MODALITIES.items() if kind == "skeleton")
