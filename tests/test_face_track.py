@@ -259,3 +259,21 @@ def test_face_errors_name_the_clip_and_file(synth, tmp_path):
     total = video_info(lonely).num_frames
     with pytest.raises(DataError, match="shorter than the source video's labels"):
         step(dict(clip, start_frame=total - 2))
+
+
+def test_face_track_sheet_for_the_demo(synth, tmp_path):
+    from microgesture.apps.faces import face_track_sheet
+
+    line = face_track_sheet(synth / "ann.pkl", tmp_path / "sheet.png", per_emotion=1, frames=4)
+    assert line.startswith("face tracks: 2 of 2 videos") and "% without a face" in line
+    import cv2
+
+    sheet = cv2.imread(str(tmp_path / "sheet.png"))
+    assert sheet.shape == (2 * (FACE_SIZE + 4), 150 + 4 * FACE_SIZE, 3)  # one won, one lost video
+    raw = pickle.loads((synth / "ann.pkl").read_bytes())
+    for record in raw["videos"]:
+        record.pop("face_video_path")
+    bare = synth / "bare.pkl"
+    bare.write_bytes(pickle.dumps(raw))
+    with pytest.raises(DataError, match="no video record has a face track"):
+        face_track_sheet(bare, tmp_path / "none.png")
