@@ -147,6 +147,41 @@ def cmd_demo(a: argparse.Namespace) -> None:
     run_demo(a.out, epochs=a.epochs, seed=a.seed)
 
 
+# -- faces ------------------------------------------------------------------------------------
+def cmd_extract_faces(a: argparse.Namespace) -> None:
+    from microgesture.data.faces import FaceSettings, extract_faces
+
+    settings = FaceSettings(detector=a.detector, model=a.model, stride=a.stride, min_score=a.min_score,
+                            min_face=a.min_face, margin=a.margin, max_gap_s=a.max_gap, smooth=a.smooth,
+                            track=not a.no_track, boxes=a.boxes)
+    results = extract_faces(a.path, a.out, settings, overwrite=a.overwrite, progress=True,
+                            echo=lambda line: print(line, flush=True))
+    done = sum(not r.skipped for r in results)
+    print(f"face tracks: {done} written, {len(results) - done} already done")
+
+
+def _face_commands(sub) -> None:
+    f = sub.add_parser("extract-faces", help="detect, track and crop the subject's face: <name>_face.mp4 + .csv per video")
+    f.add_argument("path", type=Path, help="a video, or a folder searched for videos (a MiGA folder: in place)")
+    f.add_argument("--out", type=Path, default=None,
+                   help="output folder (same sub-folders as the input; default: beside each video)")
+    f.add_argument("--detector", choices=["auto", "mediapipe", "haar"], default="auto",
+                   help="auto: MediaPipe when installed, else OpenCV's Haar cascade")
+    f.add_argument("--model", choices=["full", "short"], default="full",
+                   help="MediaPipe model: full (faces up to ~5 m away) or short (within ~2 m, faster)")
+    f.add_argument("--stride", type=_positive_int, default=5, help="detect on every STRIDE-th frame, track in between")
+    f.add_argument("--min-score", type=float, default=0.5, help="detector confidence threshold")
+    f.add_argument("--min-face", type=float, default=20.0, help="ignore faces smaller than this (pixels)")
+    f.add_argument("--margin", type=float, default=1.3, help="crop side / face box side")
+    f.add_argument("--max-gap", type=float, default=0.5, help="bridge gaps up to this many seconds (longer: missing)")
+    f.add_argument("--smooth", type=int, default=2, help="average boxes over +-SMOOTH frames")
+    f.add_argument("--no-track", action="store_true", help="interpolate between detections instead of tracking")
+    f.add_argument("--boxes", choices=["detector", "skeleton"], default="detector",
+                   help="skeleton: face boxes from the face joints of <name>_light_hand.csv (no detector)")
+    f.add_argument("--overwrite", action="store_true", help="redo every video (also after changing settings)")
+    f.set_defaults(func=cmd_extract_faces)
+
+
 # -- parser -----------------------------------------------------------------------------------
 def _data_commands(sub) -> None:
     data = sub.add_parser("data", help="create, import, check and summarise datasets")
@@ -263,6 +298,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_commands(sub)
     _model_commands(sub)
     _result_commands(sub)
+    _face_commands(sub)
     return p
 
 

@@ -27,14 +27,18 @@ from microgesture.train.config import DataConfig, SynthConfig
 def synthetic_annotations(cfg: SynthConfig, progress: bool = False) -> Path:
     """Generate (once) and import the synthetic dataset a config describes; return its annotation file.
 
-    The folder name encodes every generator setting, so a changed setting never reuses stale data.
+    The folder name encodes every generator setting and the generator's version, so a changed
+    setting or generator never reuses stale data.
     Both steps write atomically, so an interrupted run is simply redone next time.
     """
     from microgesture.data.formats.miga import import_miga_to_file
     from microgesture.data.synth import generate_dataset
 
+    from microgesture.data.synth.generate import VERSION
+
     w, h = cfg.size
     key = f"seed{cfg.seed}_s{cfg.subjects}x{cfg.videos_per_subject}_{w}x{h}{'' if cfg.video else '_novideo'}"
+    key += f"_v{VERSION}"  # a newer generator writes other data
     root = Path(cfg.root) / key
     ann = root / f"annotations_val{cfg.val_fraction:g}.pkl"
     if ann.is_file():
