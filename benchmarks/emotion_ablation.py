@@ -13,9 +13,12 @@ synthetic-xsub; validation subjects carved from the training side):
 4. evaluate every model on the test subjects at video level (clip probabilities averaged per video;
    one output per video for the attention model).
 No model selection on validation: every row uses its last epoch (validation has few videos, so its
-metrics would pick noise). Prints and writes a mean +- std table over the seeds.
+metrics would pick noise). Prints and writes a mean +- std table over the seeds. Finished runs
+are reused, so an interrupted ablation continues where it stopped.
 
     python benchmarks/emotion_ablation.py --seeds 0 1 2 --out runs/emotion_ablation
+    python benchmarks/emotion_ablation.py --seeds 1 ...  # seeds in parallel processes, then:
+    python benchmarks/emotion_ablation.py --seeds 0 1 2 --report
     python benchmarks/emotion_ablation.py --quick      # a smoke run: tiny data, one epoch
 """
 
@@ -124,23 +127,31 @@ def save_video_of(run_dir: Path, cfg_sets: list[str]) -> None:
 
 
 def run_seed(seed: int, args: argparse.Namespace) -> dict[str, dict]:
+    """Train and evaluate every row of one seed (finished runs are reused), then collect its results."""
     out = args.out / f"seed{seed}"
-    results, checkpoints = {}, {}
+    checkpoints = {}
     for name in ("face", "context"):
-        sets = stream_sets(args, seed, name)
-        results[name] = train_and_test(sets, out / name)["emotion"]
+        train_and_test(stream_sets(args, seed, name), out / name)
         checkpoints[name] = out / name / "checkpoints" / LAST
     save_video_of(out / "face", stream_sets(args, seed, "face"))
+    cache = out / "cache"
+    extract_for_experiment(load_config(None, fusion_sets(args, seed, checkpoints, cache, "interfusion")), cache,
+                           progress=False)
+    for kind in ("concat", "interfusion", "multitask", "mg_feature", "attention"):
+        train_and_test(fusion_sets(args, seed, checkpoints, cache, kind), out / kind)
+    return collect_seed(out)
+
+
+def collect_seed(out: Path) -> dict[str, dict]:
+    """One seed's video-level emotion metrics per row, read back from its run folders."""
+    results = {key: json.loads((out / key / "eval" / "metrics.json").read_text())["emotion"]
+               for key in ROWS if key not in ("majority", "late")}
     results["late"] = late_fusion([out / "face", out / "context"])
     wins, total = results["face"]["num_positive"], results["face"]["num_samples"]
     # Always "win" (the majority in training): precision wins / total, recall 1.
     results["majority"] = {"accuracy": wins / total, "f1": 2 * wins / (wins + total), "auc": 0.5,
                            "balanced_accuracy": 0.5}
-    cache = out / "cache"
-    extract_for_experiment(load_config(None, fusion_sets(args, seed, checkpoints, cache, "interfusion")), cache,
-                           progress=False)
-    for kind in ("concat", "interfusion", "multitask", "mg_feature", "attention"):
-        results[kind] = train_and_test(fusion_sets(args, seed, checkpoints, cache, kind), out / kind)["emotion"]
+    (out / "results.json").write_text(json.dumps(results, indent=2))
     return {key: results[key] for key in ROWS}
 
 
@@ -173,22 +184,26 @@ def main() -> None:
     parser.add_argument("--fusion-lr", type=float, default=0.001)
     parser.add_argument("--clips-per-video", type=int, default=6)
     parser.add_argument("--quick", action="store_true", help="tiny data, one epoch: checks the script runs")
+    parser.add_argument("--report", action="store_true",
+                        help="only collect the finished seeds' results (e.g. after running seeds in parallel)")
     args = parser.parse_args()
     if args.quick:
         args.subjects, args.videos_per_subject, args.val_fraction = 3, 2, 0.5
         args.epochs = args.fusion_epochs = 1
         args.seeds = args.seeds[:1]
     start = time.perf_counter()
-    per_seed = [run_seed(seed, args) for seed in args.seeds]
+    per_seed = [collect_seed(args.out / f"seed{seed}") if args.report else run_seed(seed, args) for seed in args.seeds]
+    took = "" if args.report else f"; {(time.perf_counter() - start) / 60:.1f} min"
     text = (f"Synthetic benchmark, video-level emotion on held-out test subjects, seeds {args.seeds} "
             f"(mean ± std over seeds, %).\nData: {args.subjects} subjects x {args.videos_per_subject} videos "
             f"(data seed {args.data_seed}); clips of {args.frames} frames at {args.size}x{args.size}.\n"
-            f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-            f"{(time.perf_counter() - start) / 60:.1f} min.\n\n{table(per_seed)}\n")
+            f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores{took}.\n\n"
+            f"{table(per_seed)}\n")
     print(text)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "emotion_ablation.md").write_text(text)
-    (args.out / "emotion_ablation.json").write_text(json.dumps({"seeds": args.seeds, "args": {
+    name = "emotion_ablation" if len(args.seeds) > 1 or args.report else f"emotion_ablation_seed{args.seeds[0]}"
+    (args.out / f"{name}.md").write_text(text)
+    (args.out / f"{name}.json").write_text(json.dumps({"seeds": args.seeds, "args": {
         k: str(v) for k, v in vars(args).items()}, "results": per_seed}, indent=2, default=str))
 
 

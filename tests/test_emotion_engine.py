@@ -11,6 +11,7 @@ import warnings
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from microgesture.apps.predict import predict
 from microgesture.data.cache import TokenCache
@@ -108,6 +109,24 @@ def test_multitask_video_model_trains_evaluates_and_predicts(emotion_set, tmp_pa
     assert all(line.split(",")[1] in ("0", "1") for line in lines[1:])
     info = json.loads((tmp_path / "run" / "run_info.json").read_text())
     assert info["epochs"] == 2
+
+
+def test_command_line_reports_emotion(emotion_set, tmp_path, capsys):
+    from microgesture.cli import main
+    from microgesture.typed_config import to_dict
+
+    ann, cache = emotion_set
+    cfg = load_config(None, sets(ann, cache, "task.kind=emotion", "trainer.max_epochs=1"))
+    path = tmp_path / "emotion.yaml"
+    path.write_text(yaml.safe_dump(to_dict(cfg)))
+    run = fit(cfg, tmp_path / "run")
+    main(["evaluate", str(path), "--checkpoint", str(run.last_checkpoint), "--out", str(tmp_path / "ev")])
+    printed = capsys.readouterr().out
+    assert "emotion (video level, 2 videos): accuracy" in printed and "top-1" not in printed
+    main(["predict", str(path), "--checkpoint", str(run.last_checkpoint), "--data", str(ann), "--out",
+          str(tmp_path / "pr")])
+    assert "emotion_predictions.csv (video_id,label)" in capsys.readouterr().out
+    assert len((tmp_path / "pr" / "emotion_predictions.csv").read_text().splitlines()) == 1 + VIDEOS
 
 
 def test_clip_level_multitask_with_the_mg_distribution(emotion_set, tmp_path):

@@ -107,13 +107,17 @@ def cmd_train(a: argparse.Namespace) -> None:
 def cmd_evaluate(a: argparse.Namespace) -> None:
     from microgesture.train.config import load_config
     from microgesture.train.run import evaluate
-    from microgesture.eval.report import format_metrics
+    from microgesture.eval.report import format_emotion, format_metrics
 
     cfg = load_config(a.config, a.set)
     out = a.out or Path(a.checkpoint).resolve().parent.parent / "eval"
     metrics = evaluate(cfg, a.checkpoint, out, split=a.split, num_clips=a.clips, device=a.device)
-    print(format_metrics({Path(a.checkpoint).name: metrics}))
-    print(f"wrote {out}/metrics.json, scores.csv, confusion_matrix.png")
+    if "top1" in metrics:
+        print(format_metrics({Path(a.checkpoint).name: metrics}))
+    if metrics.get("emotion"):
+        print(format_emotion(metrics["emotion"]))
+    print(f"wrote {out}/metrics.json" + (", scores.csv, confusion_matrix.png" if "top1" in metrics else "")
+          + (", emotion_videos.csv, emotion_reliability.png" if "emotion" in metrics else ""))
 
 
 def cmd_fuse(a: argparse.Namespace) -> None:
@@ -136,9 +140,12 @@ def cmd_predict(a: argparse.Namespace) -> None:
     from microgesture.apps.predict import predict
 
     cfg = load_config(a.config, a.set)
-    zipped = predict(cfg, a.checkpoint, a.data, a.out, split=a.split, style=a.style, num_clips=a.clips,
-                     device=a.device)
-    print(f"wrote {a.out}/predictions.csv, scores.csv and {zipped}")
+    written = predict(cfg, a.checkpoint, a.data, a.out, split=a.split, style=a.style, num_clips=a.clips,
+                      device=a.device)
+    kinds = cfg.task.kind.split("+")
+    files = (["predictions.csv", "scores.csv", written.name] if "mg" in kinds else []) + (
+        ["emotion_predictions.csv (video_id,label)", "emotion_videos.csv"] if "emotion" in kinds else [])
+    print(f"wrote {', '.join(files)} in {a.out}")
 
 
 def cmd_demo(a: argparse.Namespace) -> None:

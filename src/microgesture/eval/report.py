@@ -64,6 +64,13 @@ def fuse_files(paths: Sequence[str | Path], *, weights=None, mode: str = "score"
 AGGREGATIONS = ("mean_prob", "mean_logit", "vote")
 
 
+def format_emotion(metrics: dict[str, Any]) -> str:
+    """One line of video-level emotion results (as `emotion_metrics` returns them)."""
+    auc = "n/a" if metrics.get("auc") is None else f"{metrics['auc']:.3f}"
+    return (f"emotion (video level, {metrics['num_samples']} videos): accuracy {100 * metrics['accuracy']:.2f}%, "
+            f"F1 {metrics['f1']:.3f}, ROC-AUC {auc}, ECE {metrics.get('ece', float('nan')):.3f}")
+
+
 def video_probabilities(logits: np.ndarray, video_ids: list, how: str = "mean_prob") -> np.ndarray:
     """Each clip's video's win probability from clip logits [N, 2] (lose, win), per clip row.
 
