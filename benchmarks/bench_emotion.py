@@ -4,6 +4,7 @@ clips/s, peak memory, parameters.
 
     python benchmarks/bench_emotion.py [--quick] [--device cpu|cuda] [--amp none|bf16|fp16]
                                        [--models NAME ...] [--list] [--json OUT] [--threads N]
+    python benchmarks/bench_emotion.py --compare interfusion-light cmtf-light [--rounds 20]
 
 Each model is measured in a fresh child process by `bench_models.run_one` (same phases, timing and
 memory gauges as benchmarks/bench_models.py: see its docstring). Inputs are random tensors of the
@@ -33,10 +34,11 @@ FACE = (3, 112, 112)
 
 def specs(quick: bool) -> list[Spec]:
     out = [
-        Spec("swinface-frozen-T8", "swinface", {"freeze": "all"}, ((3, 8, 112, 112),), batch=2, warmup=1, iters=3),
-        Spec("swinface-partial-T8", "swinface", {"freeze": "partial"}, ((3, 8, 112, 112),), batch=2, warmup=1,
+        # SwinFace is a GPU model (about a second a frame on a CPU): 4-frame clips, one at a time here.
+        Spec("swinface-frozen-T4", "swinface", {"freeze": "all"}, ((3, 4, 112, 112),), batch=1, warmup=1, iters=3),
+        Spec("swinface-partial-T4", "swinface", {"freeze": "partial"}, ((3, 4, 112, 112),), batch=1, warmup=1,
              iters=3),
-        Spec("swinface-full-T8", "swinface", {"freeze": "none"}, ((3, 8, 112, 112),), batch=2, warmup=1, iters=2),
+        Spec("swinface-full-T4", "swinface", {"freeze": "none"}, ((3, 4, 112, 112),), batch=1, warmup=1, iters=2),
         Spec("light_face-w16-T16-112", "light_face", {"width": 16}, ((3, 16, 112, 112),), batch=8),
         Spec("light_face-w16-T16-64", "light_face", {"width": 16}, ((3, 16, 64, 64),), batch=8),
         Spec("interfusion-swinface+mvit", "interfusion", {"face": 512, "rgb": 768, "width": 256},
@@ -88,6 +90,35 @@ def build(spec: Spec):
     return FusionHead()
 
 
+def compare(names: list[str], rounds: int, batch: int | None) -> str:
+    """Train steps of two models interleaved in one process (so both see the same load): the median
+    time of each and their ratio."""
+    import statistics
+
+    import torch
+    import torch.nn.functional as F
+
+    torch.manual_seed(0)
+    specs_ = [bench_models.find(n, False, batch, specs) for n in names]
+    models = [build(s).train() for s in specs_]
+    inputs = [[torch.randn(s.batch, *shape) for shape in s.inputs] for s in specs_]
+    labels = [torch.randint(0, NUM_CLASSES, (s.batch,)) for s in specs_]
+    optimizers = [torch.optim.SGD(m.parameters(), lr=0.01) for m in models]
+    times: list[list[float]] = [[], []]
+    for r in range(rounds + 1):
+        for i, model in enumerate(models):
+            t0 = time.perf_counter()
+            loss = F.cross_entropy(model(*inputs[i]), labels[i])
+            optimizers[i].zero_grad(set_to_none=True)
+            loss.backward()
+            optimizers[i].step()
+            if r:  # the first round warms up
+                times[i].append(time.perf_counter() - t0)
+    a, b = (statistics.median(t) for t in times)
+    return (f"{names[0]}: {specs_[0].batch / a:.1f} clips/s, {names[1]}: {specs_[1].batch / b:.1f} clips/s "
+            f"(train, interleaved, {rounds} rounds); time ratio {names[0]} / {names[1]} = {a / b:.2f}")
+
+
 def run_child(spec: Spec, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--device", args.device, "--amp", args.amp, "--budget", str(args.budget),
            "--worker", spec.name, "--batch", str(spec.batch)] + (["--quick"] if args.quick else [])
@@ -113,8 +144,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int)
     parser.add_argument("--batch", type=int)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--compare", nargs=2, metavar="NAME",
+                        help="time two models' train steps interleaved in this process and print their ratio")
+    parser.add_argument("--rounds", type=int, default=20, help="with --compare: timed steps of each model")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.compare:
+        if args.threads:
+            import torch
+
+            torch.set_num_threads(args.threads)
+        print(compare(args.compare, args.rounds, args.batch))
+        return 0
     if args.list:
         print("\n".join(f"{s.name:28s} input {s.input_text}, batch {s.batch}" for s in specs(False)))
         return 0

@@ -16,6 +16,7 @@ At width 16, depth 3 the encoder has 78k parameters and tokens of 64 channels.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from microgesture.errors import ConfigError
@@ -49,8 +50,10 @@ class LightFaceEncoder(FrameEncoderHead, nn.Module):
     token_layout = "sequence"
     input_spec = InputSpec("video", channels=3, min_size=MIN_SIZE, mean=FACE_MEAN, std=FACE_STD)
 
-    def __init__(self, num_classes: int, width: int = 16, depth: int = 3, dropout: float = 0.3):
+    def __init__(self, num_classes: int, width: int = 16, depth: int = 3, dropout: float = 0.3,
+                 frame_norm: bool = False):
         super().__init__()
+        self.frame_norm = frame_norm
         layers: list[nn.Module] = [*_conv_bn(3, width, 2), nn.ReLU(inplace=True)]
         cin = width
         for stage in range(depth):
@@ -74,6 +77,8 @@ class LightFaceEncoder(FrameEncoderHead, nn.Module):
         if missing is not None and tuple(missing.shape) != (n, t):
             raise ValueError(f"face_missing must be [N, T] = {[n, t]}, got {list(missing.shape)}")
         frames = x.transpose(1, 2).reshape(n * t, 3, *x.shape[3:])
+        if self.frame_norm:  # each frame's channels to zero mean, unit variance: lighting and colour casts go
+            frames = F.instance_norm(frames, eps=1e-3)
         fmap = self.frames(frames.contiguous(memory_format=torch.channels_last))
         tokens = fmap.mean((2, 3)).view(n, t, -1)
         if missing is not None:
@@ -85,10 +90,12 @@ class LightFaceEncoder(FrameEncoderHead, nn.Module):
         return tokens
 
 
-def build_light_face(num_classes: int, *, width: int = 16, depth: int = 3, dropout: float = 0.3) -> LightFaceEncoder:
-    """Light face encoder; embed_dim = width * 2**(depth - 1) (64 by default)."""
+def build_light_face(num_classes: int, *, width: int = 16, depth: int = 3, dropout: float = 0.3,
+                     frame_norm: bool = False) -> LightFaceEncoder:
+    """Light face encoder; embed_dim = width * 2**(depth - 1) (64 by default). `frame_norm`
+    standardises each frame per channel first (removes a video's lighting gain and colour cast)."""
     if num_classes < 0:
         raise ConfigError(f"num_classes must be >= 0, got {num_classes}")
     if width < 4 or depth < 1:
         raise ConfigError(f"need width >= 4 and depth >= 1; got {width}, {depth}")
-    return LightFaceEncoder(num_classes, width, depth, dropout)
+    return LightFaceEncoder(num_classes, width, depth, dropout, frame_norm)

@@ -58,7 +58,8 @@ def _swinface(cfg: SwinFaceConfig, num_classes: int, layout: str) -> nn.Module:
 def _light_face(cfg: LightFaceConfig, num_classes: int, layout: str) -> nn.Module:
     from microgesture.models.light_face import build_light_face
 
-    return build_light_face(num_classes, width=cfg.width, depth=cfg.depth, dropout=cfg.dropout)
+    return build_light_face(num_classes, width=cfg.width, depth=cfg.depth, dropout=cfg.dropout,
+                            frame_norm=cfg.frame_norm)
 
 
 ENCODERS: dict[str, Callable[..., nn.Module]] = {"agcn": _agcn, "light": _light, "mvit": _mvit,

@@ -183,6 +183,7 @@ class LightFaceConfig:
     width: int = 16
     depth: int = 3
     dropout: float = 0.3
+    frame_norm: bool = False  # standardise each frame per channel (lighting, colour casts)
     checkpoint: str | None = None
 
     def check(self, prefix: str) -> None:

@@ -192,7 +192,7 @@ _ARCHITECTURE = {
     "light": ("width", "depth"),
     "mvit": (),
     "swinface": ("tokens",),
-    "light_face": ("width", "depth"),
+    "light_face": ("width", "depth", "frame_norm"),
     "fusion": ("kind", "width", "depth", "heads", "mode", "hidden", "queries"),
 }
 _TASK_ARCHITECTURE = {"video_pool": "mean", "mg_feature": False}  # with the values of configs that predate them
