@@ -79,9 +79,12 @@ def specs(quick: bool) -> list[Spec]:
     return out
 
 
-def find(name: str, quick: bool, batch: int | None = None) -> Spec:
-    """The spec called `name`: its --quick variant when there is one and quick is set."""
-    for spec in specs(quick) + specs(False):
+def find(name: str, quick: bool, batch: int | None = None,
+         catalogue: Callable[[bool], list[Spec]] | None = None) -> Spec:
+    """The spec called `name` in `catalogue` (default: `specs`): its --quick variant when there is
+    one and quick is set."""
+    catalogue = catalogue or specs
+    for spec in catalogue(quick) + catalogue(False):
         if spec.name == name:
             return replace(spec, batch=batch or spec.batch)
     raise KeyError(name)
@@ -213,9 +216,11 @@ def timed(step: Callable[[], None], warmup: int, iters: int, budget: float,
     return statistics.median(times), len(times)
 
 
-def run_one(spec: Spec, device_name: str, amp: str, budget: float, measure_memory: bool = True) -> dict:
+def run_one(spec: Spec, device_name: str, amp: str, budget: float, measure_memory: bool = True,
+            build: Callable[[Spec], object] | None = None) -> dict:
     """Time one model; memory only when `measure_memory` (the process's first model: later ones
-    reuse memory the allocator kept from earlier ones, so their peaks would mean little)."""
+    reuse memory the allocator kept from earlier ones, so their peaks would mean little).
+    `build` makes the model from the spec (default: `build_model`; other scripts pass theirs)."""
     import torch
     import torch.nn.functional as F
 
@@ -235,7 +240,7 @@ def run_one(spec: Spec, device_name: str, amp: str, budget: float, measure_memor
     memory = Memory(device)
     peak = memory.peak if measure_memory else (lambda: None)
 
-    model = build_model(spec).to(device)
+    model = (build or build_model)(spec).to(device)
     params = sum(p.numel() for p in model.parameters())
     inputs = [torch.randn(spec.batch, *shape, device=device) for shape in spec.inputs]
     labels = torch.randint(0, NUM_CLASSES, (spec.batch,), device=device)

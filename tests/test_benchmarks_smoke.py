@@ -76,3 +76,17 @@ def test_bench_models_lists_every_model() -> None:
     names = {line.split()[0] for line in run_script("bench_models.py", "--list").splitlines()}
     agcn = {f"agcn-c{w}-{lay}-T{t}" for w in (64, 32, 16) for lay in ("miga35", "imigue22") for t in (32, 64)}
     assert agcn | {"light_rgb-w32", "mvit_v2_s", "cmtf-mvit+agcn64", "cmtf-light+agcn32"} == names
+
+
+def test_bench_emotion_quick(tmp_path: Path) -> None:
+    out = run_script("bench_emotion.py", "--quick", "--threads", "1", "--json", str(tmp_path / "e.json"))
+    rows = {r[0]: r for r in table_rows(out)}
+    assert set(rows) == {"light_face-w16-T16-64", "interfusion-light"}
+    for r in rows.values():
+        assert positive(r[3]) and positive(r[4]) and positive(r[5]) and positive(r[6]), r
+    from microgesture.models.light_face import build_light_face
+
+    expected = sum(p.numel() for p in build_light_face(32, width=16).parameters())
+    assert int(rows["light_face-w16-T16-64"][3].replace(",", "")) == expected
+    report = json.loads((tmp_path / "e.json").read_text())
+    assert all(r["train_peak_mib"] > 0 for r in report["rows"])  # one process per model: memory for each

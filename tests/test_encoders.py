@@ -32,7 +32,23 @@ def _posec3d():
     return build_posec3d(5, 6, base_channels=4, stage_blocks=(1, 1, 1)), torch.randn(2, 6, 4, 16, 16)
 
 
-ENCODERS = {"agcn": _agcn, "light": _light, "mvit": _mvit, "posec3d": _posec3d}
+def _swinface():
+    from microgesture.models.swinface import SwinFaceEncoder
+
+    # The published architecture at a sixth of its width (the interface is the same; the full
+    # model's weights and arithmetic are checked in test_swinface.py).
+    return (SwinFaceEncoder(5, dim=16, depths=(2, 2, 2, 2), heads=(1, 2, 2, 4), expression=False),
+            torch.randn(1, 3, 2, 112, 112))
+
+
+def _light_face():
+    from microgesture.models.light_face import build_light_face
+
+    return build_light_face(5, width=8), torch.randn(2, 3, 4, 32, 32)
+
+
+ENCODERS = {"agcn": _agcn, "light": _light, "mvit": _mvit, "posec3d": _posec3d, "swinface": _swinface,
+            "light_face": _light_face}
 SLOW = {"mvit"}  # about 6 s a clip on a 2-core CPU: the shape checks run on one clip
 
 

@@ -82,7 +82,7 @@ def test_layout_columns_and_labels(tiny):
         frames += len(sk)
     assert (summary.clips, summary.frames) == (clips, frames)
     meta = json.loads((root / "synth.json").read_text())
-    assert meta["generator"] == "microgesture-synth" and meta["version"] == 1
+    assert meta["generator"] == "microgesture-synth" and meta["version"] == 2
     assert (meta["width"], meta["height"], meta["fps"], meta["seed"]) == (96, 72, 25, 3)
     assert meta["video"] is VIDEO and meta["subjects"] == 2 and meta["videos_per_subject"] == 1
 

@@ -155,22 +155,20 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     # best and last (or any two checkpoints of a run) get folders of their own
     out = a.out or Path(a.checkpoint).resolve().parent.parent / "eval" / Path(a.checkpoint).stem
     check_output_dir(out, "--out", create=False)
-    from microgesture.eval.report import format_metrics
+    from microgesture.eval.report import format_emotion, format_metrics
     from microgesture.train.run import evaluate
 
     metrics = evaluate(cfg, a.checkpoint, out, split=a.split, num_clips=a.clips, device=a.device)
     if "top1" in metrics:
         print(format_metrics({Path(a.checkpoint).name: metrics}))
     if metrics.get("emotion"):
-        e = metrics["emotion"]
-        auc = "-" if e["auc"] is None else f"{e['auc']:.3f}"
-        print(f"emotion ({e['num_samples']} videos): accuracy {100 * e['accuracy']:.2f}%, "
-              f"F1 {100 * e['f1']:.2f}%, AUC {auc}")
+        print(format_emotion(metrics["emotion"]))
     if "long_tail" in metrics:
         from microgesture.eval.longtail import format_long_tail
 
         print(format_long_tail({Path(a.checkpoint).name: metrics}))
-    print(f"wrote {out}/metrics.json and the per-sample scores")
+    print(f"wrote {out}/metrics.json" + (", scores.csv, confusion_matrix.png" if "top1" in metrics else "")
+          + (", emotion_videos.csv, emotion_reliability.png" if "emotion" in metrics else ""))
 
 
 def cmd_fuse(a: argparse.Namespace) -> None:
@@ -227,7 +225,10 @@ def cmd_predict(a: argparse.Namespace) -> None:
 
     written = predict(cfg, a.checkpoint, a.data, a.out, split=a.split, style=a.style, num_clips=a.clips,
                       device=a.device)
-    print(f"wrote the predictions to {a.out} ({written.name})")
+    kinds = cfg.task.kind.split("+")
+    files = (["predictions.csv", "scores.csv", written.name] if "mg" in kinds else []) + (
+        ["emotion_predictions.csv (video_id,label)", "emotion_videos.csv"] if "emotion" in kinds else [])
+    print(f"wrote {', '.join(files)} in {a.out}")
 
 
 def cmd_export(a: argparse.Namespace) -> None:
@@ -291,6 +292,39 @@ def _adapt_commands(sub) -> None:
     q.add_argument("--train-split", default="train", help="defines the head/medium/tail groups")
     q.add_argument("--out", type=Path, default=None, help="write the figures here (JSON)")
     q.set_defaults(func=cmd_adapt_quality)
+# -- faces ------------------------------------------------------------------------------------
+def cmd_extract_faces(a: argparse.Namespace) -> None:
+    from microgesture.data.faces import FaceSettings, extract_faces
+
+    settings = FaceSettings(detector=a.detector, model=a.model, stride=a.stride, min_score=a.min_score,
+                            min_face=a.min_face, margin=a.margin, max_gap_s=a.max_gap, smooth=a.smooth,
+                            track=not a.no_track, boxes=a.boxes)
+    results = extract_faces(a.path, a.out, settings, overwrite=a.overwrite, progress=True,
+                            echo=lambda line: print(line, flush=True))
+    done = sum(not r.skipped for r in results)
+    print(f"face tracks: {done} written, {len(results) - done} already done")
+
+
+def _face_commands(sub) -> None:
+    f = sub.add_parser("extract-faces", help="detect, track and crop the subject's face: <name>_face.mp4 + .csv per video")
+    f.add_argument("path", type=Path, help="a video, or a folder searched for videos (a MiGA folder: in place)")
+    f.add_argument("--out", type=Path, default=None,
+                   help="output folder (same sub-folders as the input; default: beside each video)")
+    f.add_argument("--detector", choices=["auto", "mediapipe", "haar"], default="auto",
+                   help="auto: MediaPipe when installed, else OpenCV's Haar cascade")
+    f.add_argument("--model", choices=["full", "short"], default="full",
+                   help="MediaPipe model: full (faces up to ~5 m away) or short (within ~2 m, faster)")
+    f.add_argument("--stride", type=_positive_int, default=5, help="detect on every STRIDE-th frame, track in between")
+    f.add_argument("--min-score", type=float, default=0.5, help="detector confidence threshold")
+    f.add_argument("--min-face", type=float, default=20.0, help="ignore faces smaller than this (pixels)")
+    f.add_argument("--margin", type=float, default=1.3, help="crop side / face box side")
+    f.add_argument("--max-gap", type=float, default=0.5, help="bridge gaps up to this many seconds (longer: missing)")
+    f.add_argument("--smooth", type=int, default=2, help="average boxes over +-SMOOTH frames")
+    f.add_argument("--no-track", action="store_true", help="interpolate between detections instead of tracking")
+    f.add_argument("--boxes", choices=["detector", "skeleton"], default="detector",
+                   help="skeleton: face boxes from the face joints of <name>_light_hand.csv (no detector)")
+    f.add_argument("--overwrite", action="store_true", help="redo every video (also after changing settings)")
+    f.set_defaults(func=cmd_extract_faces)
 
 
 # -- parser -----------------------------------------------------------------------------------
@@ -465,6 +499,7 @@ def build_parser() -> argparse.ArgumentParser:
     _result_commands(sub)
     _adapt_commands(sub)
     _deploy_commands(sub)
+    _face_commands(sub)
     return p
 
 

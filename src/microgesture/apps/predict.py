@@ -68,14 +68,17 @@ def write_mg_predictions(out_dir: Path, table, names: list[str], style: str) -> 
 
 
 def write_emotion_predictions(out_dir: Path, table, video_of: dict[str, int]) -> Path:
-    """emotion_predictions.csv: one row per video, `video_id,label,prob_win` (1 win, 0 lose), the
-    clips' win probabilities averaged per video; and emotion_scores.csv (clip logits)."""
+    """The MiGA emotion track's file, emotion_predictions.csv: header `video_id,label`, one row per
+    video, label 1 (win) or 0 (lose) from the video's win probability (the clips' probabilities
+    averaged per video; a video-level model gives one per video) above 0.5. Beside it:
+    emotion_videos.csv (`video_id,prob_win,num_clips`) and emotion_scores.csv (clip logits)."""
     from microgesture.eval.report import emotion_metrics
 
     write_scores(out_dir / "emotion_scores.csv", table)
     _, per_video = emotion_metrics(table, video_of)
-    rows = ["video_id,label,prob_win"] + [f"{v},{int(p > 0.5)},{p:.6f}"
-                                          for v, p in zip(per_video["video_id"], per_video["prob_win"])]
+    videos = list(zip(per_video["video_id"], per_video["prob_win"], per_video["num_clips"]))
+    write_text(out_dir / "emotion_videos.csv",
+               "\n".join(["video_id,prob_win,num_clips"] + [f"{v},{p:.6f},{n}" for v, p, n in videos]) + "\n")
     path = out_dir / "emotion_predictions.csv"
-    write_text(path, "\n".join(rows) + "\n")
+    write_text(path, "\n".join(["video_id,label"] + [f"{v},{int(p > 0.5)}" for v, p, _ in videos]) + "\n")
     return path

@@ -4,9 +4,10 @@ A sample is a dict holding each requested modality as a float32 tensor (`joint` 
 `rgb` [3, T, H, W], ...; with K > 1 test clips every modality gets a leading [K] axis and
 `num_clips` says K), the targets `label` (MG class, -1 unknown) and `emotion` (the video's
 label: 1 win, 0 lose, -1 unknown), and `index` (position in the split), `video_id` and
-`frame_inds` (the frames used, relative to the clip start). Random augmentation draws from a
-generator seeded by (seed, epoch, index): the same epoch always sees the same augmented samples,
-which is what makes `--resume` exact. With `hide_labels` the targets are -1 whatever the file
+`frame_inds` (the frames used, relative to the clip start); with the `face` modality also
+`face_missing` (bool [T], [K, T] with K clips: frames without a confirmed face, to be masked).
+Random augmentation draws from a generator seeded by (seed, epoch, index): the same epoch always
+sees the same augmented samples, which is what makes `--resume` exact. With `hide_labels` the targets are -1 whatever the file
 says: a split served so (the unlabelled target subjects of domain adaptation) cannot leak its
 labels into training.
 """
@@ -52,6 +53,8 @@ class ClipDataset(Dataset):
         out = {m: torch.from_numpy(np.ascontiguousarray(sample[m], dtype=np.float32)) for m in self.modalities}
         out.update(_targets(clip, index, self.hide_labels))
         out["frame_inds"] = torch.from_numpy(np.asarray(sample["frame_inds"], dtype=np.int64))
+        if "face_missing" in sample:  # which face frames a model should mask
+            out["face_missing"] = torch.from_numpy(np.asarray(sample["face_missing"], dtype=bool))
         out["num_clips"] = torch.tensor(int(sample.get("num_clips", 1)), dtype=torch.long)
         return out
 

@@ -13,5 +13,6 @@ MODALITIES: dict[str, str] = {
     "bone_motion": "skeleton",
     "rgb": "video",  # frames at the skeleton's sampled instants
     "heatmap": "heatmap",  # joint and limb pseudo-heatmap volumes drawn from the keypoints (PoseC3D)
+    "face": "video",  # aligned 112x112 face-track crops at the same instants (+ face_missing)
 }
 SKELETON_STREAMS: tuple[str, ...] = tuple(m for m, kind in MODALITIES.items() if kind == "skeleton")

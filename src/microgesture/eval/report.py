@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from microgesture.errors import DataError
+from microgesture.eval.calibration import expected_calibration_error, plot_reliability
 from microgesture.eval.fuse import fuse, fusion_report
 from microgesture.eval.longtail import long_tail_metrics
 from microgesture.eval.metrics import binary_metrics, classification_metrics, confusion_matrix, video_level
@@ -61,12 +62,43 @@ def fuse_files(paths: Sequence[str | Path], *, weights=None, mode: str = "score"
     return text
 
 
+AGGREGATIONS = ("mean_prob", "mean_logit", "vote")
+
+
+def format_emotion(metrics: dict[str, Any]) -> str:
+    """One line of video-level emotion results (as `emotion_metrics` returns them)."""
+    auc = "n/a" if metrics.get("auc") is None else f"{metrics['auc']:.3f}"
+    return (f"emotion (video level, {metrics['num_samples']} videos): accuracy {100 * metrics['accuracy']:.2f}%, "
+            f"F1 {metrics['f1']:.3f}, ROC-AUC {auc}, ECE {metrics.get('ece', float('nan')):.3f}")
+
+
+def video_probabilities(logits: np.ndarray, video_ids: list, how: str = "mean_prob") -> np.ndarray:
+    """Each clip's video's win probability from clip logits [N, 2] (lose, win), per clip row.
+
+    "mean_prob": the mean of the clips' win probabilities; "mean_logit": the softmax of the mean
+    logits (a geometric vote); "vote": the share of clips predicted win (majority vote; a tie is
+    0.5, which the 0.5 threshold calls lose). The caller groups rows by video (`video_level`).
+    """
+    if how not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {AGGREGATIONS}, got {how!r}")
+    z = np.asarray(logits, dtype=np.float64)
+    if how == "vote":
+        return (z[:, 1] > z[:, 0]).astype(np.float64)
+    if how == "mean_logit":
+        means = video_level(z, video_ids).scores
+        index = {v: i for i, v in enumerate(dict.fromkeys(video_ids))}
+        z = means[[index[v] for v in video_ids]]
+    p = np.exp(z - z.max(1, keepdims=True))
+    return (p / p.sum(1, keepdims=True))[:, 1]
+
+
 def emotion_metrics(table: ScoreTable, video_of: dict[str, int]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Video-level emotion metrics from clip logits [N, 2] (lose, win): the clips' win
-    probabilities averaged per video. Returns (metrics, {"video_id", "prob_win", "label", "num_clips"})."""
-    probs = np.exp(table.scores - table.scores.max(1, keepdims=True))
-    probs = (probs / probs.sum(1, keepdims=True))[:, 1]
-    videos = video_level(probs, [video_of[s] for s in table.sample_ids], table.labels)
+    probabilities averaged per video, plus the other aggregations (`aggregations`: accuracy, F1,
+    AUC by mean logit and by majority vote) and the expected calibration error of the video
+    probabilities (`ece`, 10 bins). Returns (metrics, {"video_id", "prob_win", "label", "num_clips"})."""
+    ids = [video_of[s] for s in table.sample_ids]
+    videos = video_level(video_probabilities(table.scores, ids), ids, table.labels)
     per_video = {"video_id": videos.video_ids, "prob_win": videos.scores.tolist(), "label": videos.labels.tolist(),
                  "num_clips": videos.num_clips.tolist()}
     known = videos.labels >= 0
@@ -74,7 +106,19 @@ def emotion_metrics(table: ScoreTable, video_of: dict[str, int]) -> tuple[dict[s
         return {}, per_video
     metrics = binary_metrics(videos.scores[known], videos.labels[known])
     metrics["num_clips"] = int((table.labels >= 0).sum())
+    metrics["aggregation"] = "mean_prob"
+    metrics["aggregations"] = {}
+    for how in AGGREGATIONS[1:]:
+        other = video_level(video_probabilities(table.scores, ids, how), ids, table.labels)
+        m = binary_metrics(other.scores[known], other.labels[known])
+        metrics["aggregations"][how] = {k: m[k] for k in ("accuracy", "f1", "auc")}
+    probs = _two_class(videos.scores[known])
+    metrics["ece"] = expected_calibration_error(probs, videos.labels[known], bins=10)
     return metrics, per_video
+
+
+def _two_class(prob_win: np.ndarray) -> np.ndarray:
+    return np.stack([1.0 - prob_win, prob_win], 1)
 
 
 def write_evaluation(tables: dict[str, ScoreTable], out_dir: Path, class_names: list[str], video_of: dict[str, int],
@@ -84,7 +128,8 @@ def write_evaluation(tables: dict[str, ScoreTable], out_dir: Path, class_names: 
     MG: scores.csv (for `fuse`), confusion_matrix.png; with `train_counts` (training clips per
     class) also `long_tail`: per-class F1 and head / medium / tail metrics (eval/longtail.py).
     Emotion: emotion_scores.csv (clip logits),
-    emotion_videos.csv (one row per video: video_id, prob_win, label, num_clips).
+    emotion_videos.csv (one row per video: video_id, prob_win, label, num_clips) and
+    emotion_reliability.png (the calibration of the video probabilities).
     """
     if not any((t.labels >= 0).any() for t in tables.values()):
         raise DataError(out_dir, "no labelled samples in this split: nothing to evaluate (use `predict`)")
@@ -108,6 +153,11 @@ def write_evaluation(tables: dict[str, ScoreTable], out_dir: Path, class_names: 
         rows = ["video_id,prob_win,label,num_clips"] + [
             f"{v},{p:.6f},{y},{n}" for v, p, y, n in zip(*per_video.values())]
         write_text(out_dir / "emotion_videos.csv", "\n".join(rows) + "\n")
+        labels = np.asarray(per_video["label"])
+        if (labels >= 0).any():
+            probs = _two_class(np.asarray(per_video["prob_win"])[labels >= 0])
+            plot_reliability({"videos": (probs, labels[labels >= 0])}, out_dir / "emotion_reliability.png",
+                             bins=10, title="emotion (video level): reliability")
     metrics.update(extra or {})
     write_text(out_dir / "metrics.json", json.dumps(metrics, indent=2))
     return metrics

@@ -21,6 +21,8 @@ from typing import Literal, Protocol, runtime_checkable
 
 import torch
 
+from microgesture.models.layers import masked_mean
+
 TokenLayout = Literal["time_joint", "sequence"]
 
 # Kinetics-400 statistics of video frames on the [0, 1] scale (torchvision's video weights).
@@ -78,3 +80,36 @@ class Encoder(Protocol):
     def reset_classifier(self, num_classes: int) -> None: ...
 
     def forward(self, x: torch.Tensor) -> torch.Tensor: ...
+
+
+class FrameEncoderHead:
+    """The pooling and head part of the interface for encoders that give one token per frame and
+    take a mask of frames without input ([N, T], True = missing: the face encoders). Pooling is
+    the mean over the frames present; the head is dropout + linear. The class sets `embed_dim`,
+    `dropout`, `num_classes`, `head` and `forward_features(x, missing=None)`."""
+
+    embed_dim: int
+    dropout: float
+    num_classes: int
+
+    def _make_head(self, num_classes: int) -> torch.nn.Module:
+        if num_classes <= 0:
+            return torch.nn.Identity()
+        return torch.nn.Sequential(torch.nn.Dropout(self.dropout), torch.nn.Linear(self.embed_dim, num_classes))
+
+    def reset_classifier(self, num_classes: int) -> None:
+        """A fresh head for `num_classes` (0: none, `forward` returns the embedding)."""
+        self.num_classes = num_classes
+        ref = next(self.parameters())
+        self.head = self._make_head(num_classes).to(device=ref.device, dtype=ref.dtype)
+
+    def pool(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        return masked_mean(tokens, mask)
+
+    def forward_head(self, tokens: torch.Tensor, pre_logits: bool = False,
+                     mask: torch.Tensor | None = None) -> torch.Tensor:
+        pooled = self.pool(tokens, mask)
+        return pooled if pre_logits else self.head(pooled)
+
+    def forward(self, x: torch.Tensor, missing: torch.Tensor | None = None) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x, missing), mask=missing)

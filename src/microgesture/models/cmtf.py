@@ -38,11 +38,12 @@ from microgesture.models.base import TokenLayout
 from microgesture.models.layers import (
     Attention,
     AttentionPool,
-    drop_modalities,
+    drop_streams,
     feed_forward,
     padding_mask,
     sinusoidal,
     stretch_positions,
+    with_null,
 )
 
 Tokens = Mapping[str, torch.Tensor | None]
@@ -172,11 +173,7 @@ class CrossModalTokenFusion(nn.Module):
         return sinusoidal(length, self.embed_dim, device)
 
     def _with_null(self, name: str, x: torch.Tensor | None, pad: torch.Tensor | None, n: int, device):
-        null = (self.null[name] + self.modality[name]).expand(n, 1, -1)
-        no_pad = torch.zeros(n, 1, dtype=torch.bool, device=device)
-        if x is None:
-            return null, no_pad
-        return torch.cat([null, x], 1), torch.cat([no_pad, pad], 1)
+        return with_null(self.null[name] + self.modality[name], x, pad, n, device)
 
     # -- model API ------------------------------------------------------------------------
     def forward_features(self, tokens: Tokens, masks: Mapping[str, torch.Tensor] | None = None):
@@ -203,10 +200,7 @@ class CrossModalTokenFusion(nn.Module):
         return torch.cat([xs[m] for m in self.names], 1), torch.cat([pads[m] for m in self.names], 1)
 
     def _drop(self, embedded: dict[str, tuple[torch.Tensor, torch.Tensor]]):
-        names = list(embedded)
-        present = torch.stack([~embedded[m][1].all(1) for m in names], 1)
-        drop = drop_modalities(present, self.modality_dropout)
-        return {m: (x, pad | drop[:, i, None]) for i, (m, (x, pad)) in enumerate(embedded.items())}
+        return drop_streams(embedded, self.modality_dropout)
 
     def pool(self, tokens: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
         return self.attn_pool(tokens, mask)

@@ -1,5 +1,5 @@
 """Building blocks shared by the fusion modules: attention sublayers, attention pooling, position
-tables, padding masks and modality dropout.
+tables, padding masks, masked means, null tokens and modality dropout.
 
 Masks follow `nn.MultiheadAttention.key_padding_mask`: True marks a token to ignore.
 """
@@ -79,6 +79,14 @@ def padding_mask(mask: torch.Tensor | None, shape, name: str, device) -> torch.T
     return mask.to(device=device, dtype=torch.bool)
 
 
+def masked_mean(tokens: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """Mean of [N, L, D] tokens over the positions where `mask` [N, L] (True = ignore) is False; 0 when none."""
+    if mask is None:
+        return tokens.mean(1)
+    keep = (~mask.to(torch.bool)).to(tokens.dtype)[..., None]
+    return (tokens * keep).sum(1) / keep.sum(1).clamp(min=1.0)
+
+
 def drop_modalities(present: torch.Tensor, p: float) -> torch.Tensor:
     """Which modality to hide per sample: [N, M] bool, True = drop.
 
@@ -92,6 +100,24 @@ def drop_modalities(present: torch.Tensor, p: float) -> torch.Tensor:
     keys = torch.rand(n, m, device=present.device).masked_fill(~present, -1.0)
     choice = F.one_hot(keys.argmax(1), m).bool()
     return choice & drop[:, None]
+
+
+def with_null(null: torch.Tensor, x: torch.Tensor | None, pad: torch.Tensor | None, n: int, device):
+    """A stream's tokens [N, L, D] with its never-masked null token [D] first (only the null token
+    when the stream is missing), and the padding mask to match."""
+    token = null.expand(n, 1, -1)
+    no_pad = torch.zeros(n, 1, dtype=torch.bool, device=device)
+    if x is None:
+        return token, no_pad
+    return torch.cat([token, x], 1), torch.cat([no_pad, pad], 1)
+
+
+def drop_streams(embedded: dict[str, tuple[torch.Tensor, torch.Tensor]], p: float):
+    """Modality dropout on embedded streams {name: (tokens, pad)}: a dropped stream is fully masked."""
+    names = list(embedded)
+    present = torch.stack([~embedded[m][1].all(1) for m in names], 1)
+    drop = drop_modalities(present, p)
+    return {m: (x, pad | drop[:, i, None]) for i, (m, (x, pad)) in enumerate(embedded.items())}
 
 
 class TaskHead(nn.Module):

@@ -120,6 +120,8 @@ def extract_state_dict(obj: Any, path: str | Path) -> dict[str, torch.Tensor]:
         if inner is None or _tensor_share(obj) > _tensor_share(inner):
             break
         obj = inner
+    if isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
+        obj = _flatten_parts(obj) or obj
     if not isinstance(obj, Mapping) or not any(isinstance(v, torch.Tensor) for v in obj.values()):
         top = list(obj)[:8] if isinstance(obj, Mapping) else type(obj).__name__
         raise DataError(path, f"no state dict (name -> tensor) found; top level holds {top}")
@@ -136,6 +138,14 @@ def own_keys(state: Mapping[str, torch.Tensor], mark: str) -> dict[str, torch.Te
     if prefix is None:
         return None
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+def _flatten_parts(obj: Mapping) -> dict[str, torch.Tensor] | None:
+    """A checkpoint split into several named state dicts (SwinFace's `state_dict_backbone`,
+    `state_dict_fam` ...) as one dict named `part.key`; None when it is not one."""
+    parts = {str(k): v for k, v in obj.items()
+             if isinstance(v, Mapping) and v and all(isinstance(t, torch.Tensor) for t in v.values())}
+    if len(parts) < 2:
+        return None
+    return {f"{part}.{key}": value for part, state in parts.items() for key, value in state.items()}
 
 
 def _tensor_share(obj: Mapping) -> float:

@@ -12,17 +12,19 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from microgesture.errors import DataError
+from microgesture.errors import ConfigError, DataError
 from microgesture.models.base import InputSpec
-from microgesture.errors import ConfigError
 from microgesture.train.config import (
     AGCNConfig,
     EncoderConfig,
     FusionConfig,
+    LightFaceConfig,
     LightRGBConfig,
     ModelConfig,
     MViTConfig,
     PoseC3DConfig,
+    SwinFaceConfig,
+    TaskConfig,
 )
 
 
@@ -62,7 +64,23 @@ def _heatmap_channels(cfg: PoseC3DConfig) -> int:
     return cfg.in_channels
 
 
-ENCODERS: dict[str, Callable[..., nn.Module]] = {"agcn": _agcn, "light": _light, "mvit": _mvit, "posec3d": _posec3d}
+def _swinface(cfg: SwinFaceConfig, num_classes: int, layout: str) -> nn.Module:
+    from microgesture.models.swinface import build_swinface
+
+    return build_swinface(num_classes, weights=cfg.weights, freeze=cfg.freeze, unfreeze_stages=cfg.unfreeze_stages,
+                          tokens=cfg.tokens, dropout=cfg.dropout)
+
+
+def _light_face(cfg: LightFaceConfig, num_classes: int, layout: str) -> nn.Module:
+    from microgesture.models.light_face import build_light_face
+
+    return build_light_face(num_classes, width=cfg.width, depth=cfg.depth, dropout=cfg.dropout,
+                            frame_norm=cfg.frame_norm)
+
+
+ENCODERS: dict[str, Callable[..., nn.Module]] = {"agcn": _agcn, "light": _light, "mvit": _mvit,
+                                                 "posec3d": _posec3d, "swinface": _swinface,
+                                                 "light_face": _light_face}
 
 
 def _spec_of(cfg: EncoderConfig) -> InputSpec:
@@ -75,6 +93,14 @@ def _spec_of(cfg: EncoderConfig) -> InputSpec:
         return MViTEncoder.input_spec
     if cfg.encoder == "posec3d":
         return InputSpec("heatmap", channels=_heatmap_channels(cfg), min_size=8)
+    if cfg.encoder == "swinface":
+        from microgesture.models.swinface import SwinFaceEncoder
+
+        return SwinFaceEncoder.input_spec
+    if cfg.encoder == "light_face":
+        from microgesture.models.light_face import LightFaceEncoder
+
+        return LightFaceEncoder.input_spec
     from microgesture.models.light_rgb import LightRGBEncoder
 
     return LightRGBEncoder.input_spec
@@ -92,7 +118,9 @@ def token_width(cfg: EncoderConfig) -> int:
         return 768
     if cfg.encoder == "posec3d":
         return cfg.base_channels * 4 * 2 ** (len(cfg.stage_blocks) - 1)
-    return cfg.width * 2 ** (cfg.depth - 1)
+    if cfg.encoder == "swinface":
+        return 512
+    return cfg.width * 2 ** (cfg.depth - 1)  # light RGB and light face
 
 
 def build_encoder(name: str, cfg: EncoderConfig, num_classes: int, layout: str, *, init: bool = True) -> nn.Module:
@@ -110,6 +138,11 @@ def _fusion(cfg: FusionConfig, dims: dict[str, int], layouts: dict[str, str]) ->
         from microgesture.models.concat import ConcatFusion
 
         return ConcatFusion(dims, hidden=cfg.hidden, dropout=cfg.dropout, modality_dropout=cfg.modality_dropout)
+    if cfg.kind == "interfusion":
+        from microgesture.models.interfusion import InterFusion
+
+        return InterFusion(dims, width=cfg.width, depth=cfg.depth, heads=cfg.heads, queries=cfg.queries,
+                           dropout=cfg.dropout, modality_dropout=cfg.modality_dropout)
     from microgesture.models.cmtf import CrossModalTokenFusion
 
     return CrossModalTokenFusion(dims, layouts, width=cfg.width, depth=cfg.depth, heads=cfg.heads,
@@ -121,12 +154,14 @@ def token_layouts(cfg: ModelConfig) -> dict[str, str]:
 
 
 def build_model(cfg: ModelConfig, tasks: dict[str, int], layout: str, *, cached: bool = False,
-                init_encoders: bool = True) -> nn.Module:
+                init_encoders: bool = True, task: TaskConfig | None = None) -> nn.Module:
     """The Recognizer a config names (models/recognizer.py); `cached` reads extracted tokens instead of clips.
 
     `tasks`: {task name: outputs}, the first served by a single encoder's own head.
     `init_encoders=False` skips copying the trained runs named by `checkpoint` into the encoders
     (when a whole checkpoint of this model is about to be loaded, those files are not needed).
+    `task`: the task config's video-level options (attention over a video's clips, the MG
+    distribution as an emotion feature).
     """
     from microgesture.models.recognizer import Recognizer
 
@@ -134,13 +169,25 @@ def build_model(cfg: ModelConfig, tasks: dict[str, int], layout: str, *, cached:
     fusion = None if cfg.fusion is None else _fusion(cfg.fusion, dims, token_layouts(cfg))
     first = next(iter(tasks.values()))
     head_dropout = cfg.fusion.dropout if isinstance(fusion, nn.Module) else _stream_dropout(cfg)
+    video = _video_options(task, tasks)
     if cached:
-        return Recognizer(tasks, fusion=fusion, dims=dims, head_dropout=head_dropout)
+        return Recognizer(tasks, fusion=fusion, dims=dims, head_dropout=head_dropout, **video)
     encoders = {name: build_encoder(name, enc, first, layout, init=init_encoders) for name, enc in cfg.streams.items()}
     if isinstance(fusion, nn.Module):
         for encoder in encoders.values():
             encoder.reset_classifier(0)  # the fused embedding is classified, not each stream
-    return Recognizer(tasks, encoders=encoders, fusion=fusion, head_dropout=head_dropout)
+    return Recognizer(tasks, encoders=encoders, fusion=fusion, head_dropout=head_dropout, **video)
+
+
+def _video_options(task: TaskConfig | None, tasks: dict[str, int]) -> dict:
+    if task is None or "emotion" not in tasks:
+        return {}
+    out: dict = {}
+    if task.mg_feature and "mg" in tasks:
+        out["task_features"] = {"emotion": "mg"}
+    if task.video_pool == "attention":
+        out.update(video_pool="attention", video_tasks=("emotion",))
+    return out
 
 
 def _stream_dropout(cfg: ModelConfig) -> float:

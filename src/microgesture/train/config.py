@@ -1,9 +1,9 @@
 """The experiment config: what `microgesture train CONFIG.yaml` reads. See configs/ for examples.
 
 A model is a set of named streams, each a modality the data pipeline makes (`joint`, `bone`,
-`joint_motion`, `bone_motion`, `rgb`, `heatmap`) read by an encoder (`agcn`, `light`, `mvit`,
-`posec3d`), plus a fusion
-when there are several (`cmtf`, `concat`, `late`). The task says what is predicted (`mg`: the
+`joint_motion`, `bone_motion`, `rgb`, `heatmap`, `face`) read by an encoder (`agcn`, `light`,
+`mvit`; `posec3d` for heatmaps; for faces `swinface`, `light_face`), plus a fusion when there are several (`cmtf`, `interfusion`,
+`concat`, `late`). The task says what is predicted (`mg`: the
 clip's micro-gesture class; `emotion`: the video's win/lose label, clip outputs averaged per
 video; `mg+emotion`: both), which loss is used and which validation metric picks the best
 checkpoint. Configs written for version 0.1 (`model.arch`, `model.skeleton`, `model.rgb`) are
@@ -189,17 +189,54 @@ class PoseC3DConfig:
         _probability(prefix, dropout=self.dropout)
 
 
-EncoderConfig = AGCNConfig | LightRGBConfig | MViTConfig | PoseC3DConfig
+@dataclass
+class SwinFaceConfig:
+    """SwinFace (Swin-T on 112x112 faces) per frame of a face clip; tokens [N, T, 512]."""
+
+    encoder: Literal["swinface"] = "swinface"
+    weights: str | None = None  # the official SwinFace checkpoint (four parts), or a backbone state dict
+    freeze: Literal["none", "all", "partial"] = "all"
+    unfreeze_stages: int = 1  # with freeze: partial
+    tokens: Literal["embedding", "expression"] = "embedding"  # recognition embedding or expression features
+    dropout: float = 0.0
+    checkpoint: str | None = None
+
+    def check(self, prefix: str) -> None:
+        _probability(prefix, dropout=self.dropout)
+        if not 0 <= self.unfreeze_stages <= 4:
+            raise ConfigError(f"{prefix}.unfreeze_stages: must be in 0..4 (Swin-T has 4 stages), "
+                              f"got {self.unfreeze_stages}")
+
+
+@dataclass
+class LightFaceConfig:
+    """A light per-frame CNN face encoder for CPUs (any face size >= 32)."""
+
+    encoder: Literal["light_face"] = "light_face"
+    width: int = 16
+    depth: int = 3
+    dropout: float = 0.3
+    frame_norm: bool = False  # standardise each frame per channel (lighting, colour casts)
+    checkpoint: str | None = None
+
+    def check(self, prefix: str) -> None:
+        _positive(prefix, width=self.width, depth=self.depth)
+        _probability(prefix, dropout=self.dropout)
+
+
+EncoderConfig = AGCNConfig | LightRGBConfig | MViTConfig | PoseC3DConfig | SwinFaceConfig | LightFaceConfig
 # What each encoder reads (the kind of modality, domain/modalities.py).
-ENCODER_INPUT = {"agcn": "skeleton", "light": "video", "mvit": "video", "posec3d": "heatmap"}
+ENCODER_INPUT = {"agcn": "skeleton", "light": "video", "mvit": "video", "posec3d": "heatmap", "swinface": "video",
+                 "light_face": "video"}
 
 
 @dataclass
 class FusionConfig:
-    """How several streams are combined: Cross-Modal Token Fusion, concatenation of pooled
-    embeddings, or late fusion (the streams' own logits averaged, trained jointly)."""
+    """How several streams are combined: Cross-Modal Token Fusion, InterFusion (face and context,
+    models/interfusion.py), concatenation of pooled embeddings, or late fusion (the streams' own
+    logits averaged, trained jointly)."""
 
-    kind: Literal["cmtf", "concat", "late"] = "cmtf"
+    kind: Literal["cmtf", "interfusion", "concat", "late"] = "cmtf"
     width: int = 256
     depth: int = 2
     heads: int = 4
@@ -207,9 +244,11 @@ class FusionConfig:
     dropout: float = 0.1
     modality_dropout: float = 0.1
     hidden: int = 512  # concat only
+    queries: int = 4  # interfusion only: learned video-query tokens
 
     def check(self, prefix: str) -> None:
-        _positive(prefix, width=self.width, depth=self.depth, heads=self.heads, hidden=self.hidden)
+        _positive(prefix, width=self.width, depth=self.depth, heads=self.heads, hidden=self.hidden,
+                  queries=self.queries)
         if self.width % self.heads:
             raise ConfigError(f"{prefix}.heads: width {self.width} is not divisible by {self.heads} heads")
         _probability(prefix, modality_dropout=self.modality_dropout, dropout=self.dropout)
@@ -231,8 +270,11 @@ class ModelConfig:
             raise ConfigError(f"{prefix}.streams: name at least one stream, e.g. joint: {{encoder: agcn}}")
         if len(self.streams) > 1 and self.fusion is None:
             raise ConfigError(f"{prefix}.fusion: {len(self.streams)} streams need a fusion "
-                              "(kind: cmtf, concat or late)")
+                              "(kind: cmtf, interfusion, concat or late)")
 
+
+FACE_ENCODERS = ("swinface", "light_face")
+FACE_MODALITIES = ("face",)
 
 MG_MONITORS = {"val_top1": "max", "val_top5": "max", "val_macro_f1": "max", "val_mean_class_accuracy": "max"}
 EMOTION_MONITORS = {"val_emotion_accuracy": "max", "val_emotion_f1": "max", "val_emotion_auc": "max"}
@@ -261,6 +303,11 @@ class TaskConfig:
     kind: Literal["mg", "emotion", "mg+emotion"] = "mg"
     monitor: str | None = None
     emotion_weight: float = 1.0
+    # Emotion per video: "mean" trains on single clips and averages clip outputs per video;
+    # "attention" trains on bags of `clips_per_video` clips of one video, pooled by attention (MIL).
+    video_pool: Literal["mean", "attention"] = "mean"
+    clips_per_video: int = 8
+    mg_feature: bool = False  # mg+emotion: the emotion head also reads the (video's) MG class distribution
 
     @property
     def best_metric(self) -> str:
@@ -273,6 +320,13 @@ class TaskConfig:
                               f"{self.kind!r}; one of {', '.join(known)}")
         if self.emotion_weight < 0:
             raise ConfigError(f"{prefix}.emotion_weight: must be >= 0, got {self.emotion_weight}")
+        _positive(prefix, clips_per_video=self.clips_per_video)
+        if self.video_pool == "attention" and "emotion" not in self.kind:
+            raise ConfigError(f"{prefix}.video_pool: attention over a video's clips serves the emotion task; "
+                              f"kind is {self.kind!r}")
+        if self.mg_feature and self.kind != "mg+emotion":
+            raise ConfigError(f"{prefix}.mg_feature: the MG distribution as an emotion feature needs "
+                              f"kind: mg+emotion, not {self.kind!r}")
 
 
 @dataclass
@@ -389,11 +443,17 @@ def check_experiment(cfg: ExperimentConfig) -> None:
             raise ConfigError(f"model.streams.{name}: unknown modality; known: {', '.join(MODALITIES)}")
         kind = MODALITIES[name]
         reads = ENCODER_INPUT[enc.encoder]
+        if enc.encoder in FACE_ENCODERS and name not in FACE_MODALITIES:
+            raise ConfigError(f"model.streams.{name}.encoder: {enc.encoder!r} reads face crops; "
+                              f"use it on a face stream ({', '.join(FACE_MODALITIES)})")
         if kind != reads:
             raise ConfigError(f"model.streams.{name}.encoder: {enc.encoder!r} reads {reads} input, "
                               f"but {name!r} is {kind} input")
         if kind == "heatmap":
             _heatmap_channels(name, enc, data)
+    if cfg.task.video_pool == "attention" and data.test_clips > 1:
+        raise ConfigError("data.test_clips: a video-level model (task.video_pool: attention) scores each clip once; "
+                          "set data.test_clips=1")
     if data.cache is not None and model.fusion is None:
         raise ConfigError("data.cache: only fusion models train on cached tokens; this model has one stream "
                           "and no fusion")

@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 from microgesture.data.datasets import CachedTokenDataset, ClipDataset
 from microgesture.data.formats.annotations import load_annotations, select
 from microgesture.data.samplers import ClassBalancedSampler, EpochSampler
+from microgesture.data.video_bags import VideoBagDataset, collate_bags, group_by_video
 from microgesture.data.transforms.pipelines import Augment, VideoInput, build_pipeline
 from microgesture.domain.classes import IMIGUE_CLASSES
 from microgesture.errors import DataError
@@ -26,14 +27,18 @@ from microgesture.train.config import DataConfig, SynthConfig
 def synthetic_annotations(cfg: SynthConfig, progress: bool = False) -> Path:
     """Generate (once) and import the synthetic dataset a config describes; return its annotation file.
 
-    The folder name encodes every generator setting, so a changed setting never reuses stale data.
+    The folder name encodes every generator setting and the generator's version, so a changed
+    setting or generator never reuses stale data.
     Both steps write atomically, so an interrupted run is simply redone next time.
     """
     from microgesture.data.formats.miga import import_miga_to_file
     from microgesture.data.synth import generate_dataset
 
+    from microgesture.data.synth.generate import VERSION
+
     w, h = cfg.size
     key = f"seed{cfg.seed}_s{cfg.subjects}x{cfg.videos_per_subject}_{w}x{h}{'' if cfg.video else '_novideo'}"
+    key += f"_v{VERSION}"  # a newer generator writes other data
     root = Path(cfg.root) / key
     ann = root / f"annotations_val{cfg.val_fraction:g}.pkl"
     if ann.is_file():
@@ -56,11 +61,14 @@ def class_names_of(data: Mapping[str, Any]) -> list[str]:
 class MGDataModule(L.LightningDataModule):
     def __init__(self, cfg: DataConfig, modalities: Sequence[str], *, video: Mapping[str, VideoInput] | None = None,
                  seed: int = 0, cached: bool = False, cache_encoders: Mapping[str, Any] | None = None,
-                 progress: bool = True):
+                 progress: bool = True, bags: int | None = None):
         """`modalities`: the batch keys to make; `video`: how each video modality is loaded;
         `cached`: read encoder outputs from `cfg.cache` instead, refused unless they come from
-        `cache_encoders` (the cache manifest's encoder descriptions) when given."""
+        `cache_encoders` (the cache manifest's encoder descriptions) when given; `bags`: serve bags
+        of this many clips per video in training (every clip of a video at evaluation) instead of
+        single clips (data/video_bags.py)."""
         super().__init__()
+        self.bags = bags
         self.cfg, self.seed = cfg, seed
         self.modalities, self.video = tuple(modalities), dict(video or {})
         self.cached, self.progress = cached, progress
@@ -107,8 +115,16 @@ class MGDataModule(L.LightningDataModule):
 
     # -- datasets and loaders ---------------------------------------------------------------
     def dataset(self, split: str, *, train: bool, num_clips: int = 1,
-                hide_labels: bool = False) -> ClipDataset | CachedTokenDataset:
+                hide_labels: bool = False) -> ClipDataset | CachedTokenDataset | VideoBagDataset:
         clips = self.clips(split)
+        inner = self._clip_dataset(clips, train=train, num_clips=num_clips, hide_labels=hide_labels)
+        if self.bags is None:
+            return inner
+        repeats = max(1, round(len(clips) / max(1, len(group_by_video(clips)[0])) / self.bags))
+        return VideoBagDataset(inner, clips, clips_per_video=self.bags, train=train, seed=self.seed, repeats=repeats)
+
+    def _clip_dataset(self, clips: list[dict[str, Any]], *, train: bool, num_clips: int,
+                      hide_labels: bool) -> ClipDataset | CachedTokenDataset:
         if self.cached:
             return CachedTokenDataset(clips, self.token_cache(), hide_labels=hide_labels)
         a = self.cfg.augment
@@ -133,6 +149,7 @@ class MGDataModule(L.LightningDataModule):
         return DataLoader(
             dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
             num_workers=workers, drop_last=False, persistent_workers=persistent and workers > 0,
+            collate_fn=collate_bags if isinstance(dataset, VideoBagDataset) else None,
         )
 
     def train_dataloader(self) -> DataLoader:

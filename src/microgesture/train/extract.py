@@ -1,10 +1,12 @@
 """Run frozen encoders once over every sample and keep their tokens in a `TokenCache`.
 
 For each sample and encoder `name` the cache stores ``{name}_tokens`` (the encoder's
-`forward_features` output for that sample: AGCN [T', V, C'], RGB encoders [L, D]) and
-``{name}_embedding`` (its `pool` of them). Loaders must yield batches in sample order
-(no shuffle), so shards fill one after another; a rerun after an interruption skips the
-complete shards and, for a plain sequential loader, does not even load their samples.
+`forward_features` output for that sample: AGCN [T', V, C'], RGB encoders [L, D], face encoders
+[T, D]) and ``{name}_embedding`` (its `pool` of them); with a ``{input}_missing`` mask in the
+batch (frames without a face), the encoder and pooling get it and ``{name}_missing`` is stored.
+Loaders must yield batches in sample order (no shuffle), so shards fill one after another; a
+rerun after an interruption skips the complete shards and, for a plain sequential loader, does
+not even load their samples.
 """
 
 from __future__ import annotations
@@ -115,9 +117,13 @@ def _run_encoders(batch: Mapping[str, Any], encoders, device: torch.device,
         if key not in batch:
             raise ConfigError(f"encoder {name!r} reads batch key {key!r}; the batch has {sorted(batch)}")
         x = batch[key].to(device, non_blocking=True)
+        missing = batch.get(f"{key}_missing")  # frames a modality lacks (faces): masked, and cached too
+        mask = () if missing is None else (missing.to(device),)
         with _autocast(device):
-            tokens = module.forward_features(x)
-            embedding = module.pool(tokens)
+            tokens = module.forward_features(x, *mask)
+            embedding = module.pool(tokens, *mask)
+        if missing is not None:
+            out[f"{name}_missing"] = missing.to(torch.bool).cpu()
         for label, value in (("tokens", tokens), ("embedding", embedding)):
             value = value.detach().float().cpu()
             if value.shape[0] != len(x):
@@ -237,7 +243,7 @@ def extract_for_experiment(cfg: Any, cache_dir: str | Path, *, device: str | Non
     if cfg.model.fusion is None:
         raise ConfigError("model.fusion: extract runs the encoders of a fusion model; this config has none")
     dev = resolve_device(device)
-    dm = data_module(replace(cfg, data=replace(cfg.data, cache=None)), cached=False)
+    dm = data_module(replace(cfg, data=replace(cfg.data, cache=None)), cached=False, clips_only=True)
     dm.prepare_data()
     encoders = stream_encoders(cfg, dm.num_classes)
     splits = [s for s in dm.load()["split"] if dm.has_split(s)]

@@ -45,6 +45,12 @@ def class_weights(labels: np.ndarray, num_classes: int, mode: str, beta: float =
     return weights.astype(np.float32)
 
 
+def _rows(logits: torch.Tensor, targets: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits [..., C] and targets [...] as rows [M, C] and [M] (a bag's clips become rows; padded
+    clip slots carry target -1 and count for nothing)."""
+    return logits.reshape(-1, logits.shape[-1]), targets.reshape(-1)
+
+
 class Classifier(L.LightningModule):
     """A Recognizer (models/recognizer.py) with its tasks' losses and validation metrics.
 
@@ -68,7 +74,8 @@ class Classifier(L.LightningModule):
         self.cfg: ExperimentConfig = from_dict(ExperimentConfig, config)
         self.tasks: list[Task] = tasks_for(self.cfg.task, num_classes)
         self.model = build_model(self.cfg.model, {t.name: t.num_outputs for t in self.tasks}, layout,
-                                 cached=self.cfg.data.cache is not None, init_encoders=init_encoders)
+                                 cached=self.cfg.data.cache is not None, init_encoders=init_encoders,
+                                 task=self.cfg.task)
         self.num_classes = num_classes
         self.class_names = list(class_names)
         weight = None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)
@@ -90,19 +97,26 @@ class Classifier(L.LightningModule):
         return cls(to_dict(cfg), **kwargs)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """{task: logits [N, outputs]}; multi-clip batches are averaged over their clips."""
+        """{task: logits [N, outputs]}; multi-clip batches are averaged over their clips. A batch of
+        bags of clips per video (`clip_pad` [B, K], data/video_bags.py) gives video tasks [B, outputs]
+        and clip tasks [B, K, outputs]."""
         keys = self.model.input_keys
+        inputs = {k: batch[k] for k in (*keys, *self.model.mask_keys) if k in batch}
+        if "clip_pad" in batch:
+            return self.model(inputs, clip_pad=batch["clip_pad"])
         clips = int(batch["num_clips"].max()) if "num_clips" in batch else 1
         if clips == 1:
-            return self.model({k: batch[k] for k in keys})
+            return self.model(inputs)
         n = batch[keys[0]].shape[0]
-        out = self.model({k: batch[k].flatten(0, 1) for k in keys})
+        out = self.model({k: v.flatten(0, 1) for k, v in inputs.items()})
         return {task: logits.reshape(n, clips, -1).mean(dim=1) for task, logits in out.items()}
 
     def _loss(self, outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        losses = [task.weight * task_loss(task, outputs[task.name], batch[task.target], class_weight=self.class_weight,
-                                          label_smoothing=self.cfg.optim.label_smoothing)
-                  for task in self.tasks]
+        losses = []
+        for task in self.tasks:
+            logits, targets = _rows(outputs[task.name], batch[task.target])
+            losses.append(task.weight * task_loss(task, logits, targets, class_weight=self.class_weight,
+                                                  label_smoothing=self.cfg.optim.label_smoothing))
         return torch.stack(losses).sum()
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
@@ -117,8 +131,8 @@ class Classifier(L.LightningModule):
             loss = self._loss(outputs, batch) + self.cfg.optim.ose.weight * ose
         self.log("train_loss", loss, on_step=True, on_epoch=True, prog_bar=True, batch_size=n)
         first = self.tasks[0]
-        labels = batch[first.target]
-        acc = (outputs[first.name].argmax(1) == labels).float()[labels >= 0].mean() if (labels >= 0).any() else None
+        logits, labels = _rows(outputs[first.name], batch[first.target])
+        acc = (logits.argmax(1) == labels).float()[labels >= 0].mean() if (labels >= 0).any() else None
         if acc is not None:
             self.log("train_top1" if first.name == "mg" else "train_emotion_accuracy", acc, on_step=False,
                      on_epoch=True, prog_bar=True, batch_size=n)
@@ -127,9 +141,14 @@ class Classifier(L.LightningModule):
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         outputs = self(batch)
         self.log("val_loss", self._loss(outputs, batch), on_epoch=True, batch_size=len(batch["index"]))
-        kept = {f"scores_{t.name}": outputs[t.name].detach().float().cpu() for t in self.tasks}
-        kept.update({t.target: batch[t.target].cpu() for t in self.tasks})
-        kept["video_id"] = batch["video_id"].cpu()
+        kept = {}
+        for t in self.tasks:
+            logits, targets = _rows(outputs[t.name], batch[t.target])
+            videos = batch["video_id"]
+            if targets.shape[0] != videos.shape[0]:  # clips of bags: each carries its bag's video
+                videos = videos[:, None].expand(batch[t.target].shape).reshape(-1)
+            kept.update({f"scores_{t.name}": logits.detach().float().cpu(), f"target_{t.name}": targets.cpu(),
+                         f"video_{t.name}": videos.cpu()})  # padded bag slots have target -1: not scored
         self._val_outputs.append(kept)
 
     def on_validation_epoch_end(self) -> None:
@@ -138,7 +157,8 @@ class Classifier(L.LightningModule):
         gathered = {k: torch.cat([o[k] for o in self._val_outputs]).numpy() for k in self._val_outputs[0]}
         self._val_outputs.clear()
         for task in self.tasks:
-            metrics = task_metrics(task, gathered[f"scores_{task.name}"], gathered[task.target], gathered["video_id"])
+            metrics = task_metrics(task, gathered[f"scores_{task.name}"], gathered[f"target_{task.name}"],
+                                   gathered[f"video_{task.name}"])
             for name, value in logged_metrics(task, metrics).items():
                 self.log(name, float(value), prog_bar=name in ("val_top1", "val_emotion_accuracy"))
 

@@ -29,6 +29,7 @@ from microgesture.train.config import ExperimentConfig, monitors
 from microgesture.train.datamodule import MGDataModule
 from microgesture.train.logs import AppendingCSVLogger, EpochLine
 from microgesture.train.module import Classifier, class_weights
+from microgesture.train.tasks import check_emotion_labels
 from microgesture.eval.report import write_evaluation
 from microgesture.typed_config import from_dict, to_dict
 from microgesture.utils.io import write_text
@@ -65,17 +66,20 @@ def video_inputs(cfg: ExperimentConfig) -> dict[str, VideoInput]:
     return out
 
 
-def data_module(cfg: ExperimentConfig, *, cached: bool | None = None, progress: bool = True) -> MGDataModule:
+def data_module(cfg: ExperimentConfig, *, cached: bool | None = None, progress: bool = True,
+                clips_only: bool = False) -> MGDataModule:
     """The data a config's model reads: its streams' modalities, or its cached tokens (which must
-    come from the encoders the config names)."""
+    come from the encoders the config names); bags of clips per video for a video-level model
+    (task.video_pool: attention) unless `clips_only`."""
     cached = cfg.data.cache is not None if cached is None else cached
     encoders = None
     if cached:
         from microgesture.train.extract import encoders_meta
 
         encoders = encoders_meta(cfg)
+    bags = cfg.task.clips_per_video if cfg.task.video_pool == "attention" and not clips_only else None
     return MGDataModule(cfg.data, list(cfg.model.streams), video=video_inputs(cfg), seed=cfg.trainer.seed,
-                        cached=cached, cache_encoders=encoders, progress=progress)
+                        cached=cached, cache_encoders=encoders, progress=progress, bags=bags)
 
 
 def quiet_lightning() -> None:
@@ -164,6 +168,7 @@ def _fit(cfg: ExperimentConfig, run_dir: Path, resume_from: Path | None, callbac
     L.seed_everything(cfg.trainer.seed, workers=True, verbose=False)
     dm = data_module(cfg)
     dm.prepare_data()
+    check_emotion_labels(cfg.task.kind, dm, (cfg.data.train_split, cfg.data.val_split))
     weights = class_weights(dm.train_labels(), dm.num_classes, cfg.optim.class_weighting, cfg.optim.class_balance_beta)
     module = Classifier.from_config(
         cfg, num_classes=dm.num_classes, class_names=dm.class_names, layout=dm.cfg.layout,
@@ -202,14 +207,19 @@ _ARCHITECTURE = {
     "light": ("width", "depth"),
     "mvit": (),
     "posec3d": ("base_channels", "stage_blocks", "in_channels"),
-    "fusion": ("kind", "width", "depth", "heads", "mode", "hidden"),
+    "swinface": ("tokens",),
+    "light_face": ("width", "depth", "frame_norm"),
+    "fusion": ("kind", "width", "depth", "heads", "mode", "hidden", "queries"),
 }
+_TASK_ARCHITECTURE = {"video_pool": "mean", "mg_feature": False}  # with the values of configs that predate them
 
 
 def _architecture(config: dict) -> dict[str, Any]:
     """The config values that must match between a checkpoint and the config evaluating it."""
     model, out = config.get("model", {}), {}
     out["task.kind"] = config.get("task", {}).get("kind", "mg")
+    for key, default in _TASK_ARCHITECTURE.items():
+        out[f"task.{key}"] = config.get("task", {}).get(key, default)
     out["data.layout"] = config.get("data", {}).get("layout")
     out["model.streams"] = list(model.get("streams", {}))
     for name, enc in model.get("streams", {}).items():
@@ -271,17 +281,34 @@ def predict_scores(module: Classifier, dm: MGDataModule, split: str, num_clips: 
     if not clips:
         raise DataError(dm.annotation_path, f"split {split!r} has no clips: nothing to score")
     module.to(device)
-    outputs: dict[str, list[torch.Tensor]] = {t.name: [] for t in module.tasks}
+    scores = {t.name: np.full((len(clips), t.num_outputs), np.nan, dtype=np.float32) for t in module.tasks}
     for batch in dm.eval_dataloader(split, num_clips):
         batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        index = batch["index"].cpu()
         for task, logits in module(batch).items():
-            outputs[task].append(logits.float().cpu())
+            _place(scores[task], logits.float().cpu(), index)
+    unscored = np.flatnonzero(np.isnan(next(iter(scores.values()))).any(1))
+    if len(unscored):
+        raise DataError(dm.annotation_path, f"split {split!r}: {len(unscored)} clip(s) got no score, "
+                                            f"e.g. {clips[int(unscored[0])]['frame_dir']!r}")
     ids = [c["frame_dir"] for c in clips]
     return {
         t.name: ScoreTable(ids, np.array([int(c.get(t.target, -1)) for c in clips], dtype=np.int64),
-                           torch.cat(outputs[t.name]).numpy().astype(np.float32), None)
+                           scores[t.name], None)
         for t in module.tasks
     }
+
+
+def _place(table: np.ndarray, logits: torch.Tensor, index: torch.Tensor) -> None:
+    """Write a batch's logits into the rows of its clips: clips [N, C] by `index` [N]; bags of clips
+    ([B, K, C], or [B, C] for a video task, every clip of the video getting the video's) by `index`
+    [B, K], -1 in padded slots."""
+    if index.dim() == 1:
+        table[index.numpy()] = logits.numpy()
+        return
+    valid = index >= 0
+    per_clip = logits if logits.dim() == 3 else logits[:, None].expand(*index.shape, logits.shape[-1])
+    table[index[valid].numpy()] = per_clip[valid].numpy()
 
 
 def evaluate(

@@ -5,17 +5,21 @@
 - `emotion`: the video's label, win (1) or lose (0) (target `emotion`, which every clip of a
   video carries), two-way cross-entropy per clip; metrics over videos: the clips' win
   probabilities are averaged per video (eval/metrics.py `video_level`), then accuracy, F1 and
-  exact AUC. Clips without a label (-1) add nothing to a loss or a metric.
+  exact AUC. Clips without a label (-1) add nothing to a loss or a metric. A video-level model
+  (`task.video_pool: attention`) gives one output per video, which stands for each of its clips.
 """
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 from torch.nn import functional as F
 
+from microgesture.errors import DataError
 from microgesture.eval.metrics import binary_metrics, classification_metrics, video_level
 from microgesture.train.config import TaskConfig
 
@@ -74,3 +78,32 @@ def logged_metrics(task: Task, metrics: dict) -> dict[str, float]:
     if metrics["auc"] is not None:
         out["val_emotion_auc"] = metrics["auc"]
     return out
+
+
+def check_emotion_labels(kind: str, dm: Any, splits: tuple[str, str]) -> None:
+    """Before training: every clip needs its video id, and a video without an emotion label cannot
+    enter emotion training. `emotion`: such videos in the training split are an error naming them;
+    `mg+emotion`: they train the MG head only (a warning names them); in validation they are left
+    out of the emotion metrics (a warning names them)."""
+    if "emotion" not in kind.split("+"):
+        return
+    train, _ = splits
+    for split in splits:
+        if not dm.has_split(split):
+            continue
+        clips = dm.clips(split)
+        no_video = [c["frame_dir"] for c in clips if int(c.get("video_id", -1)) < 0]
+        if no_video:
+            raise DataError(dm.annotation_path, f"split {split!r}: {len(no_video)} clip(s) have no video id "
+                                                f"(e.g. {no_video[0]!r}); emotion is a video-level label")
+        videos = sorted({int(c["video_id"]) for c in clips if int(c.get("emotion", -1)) < 0})
+        if not videos:
+            continue
+        shown = ", ".join(map(str, videos[:20])) + (f" and {len(videos) - 20} more" if len(videos) > 20 else "")
+        what = f"split {split!r}: {len(videos)} video(s) have no emotion label (win/lose): {shown}"
+        if split == train and kind == "emotion":
+            raise DataError(dm.annotation_path, f"{what}; they cannot enter emotion training: give their labels "
+                                                "(the emotion column of videos.csv, or the iMiGUE label table) or "
+                                                "leave them out of the split")
+        use = "train the MG head only" if split == train else "are left out of the emotion metrics"
+        warnings.warn(f"{dm.annotation_path}: {what}; their clips {use}", stacklevel=2)

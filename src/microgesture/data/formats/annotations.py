@@ -21,7 +21,10 @@ Each video record (new in version 2) describes one untrimmed source video:
     num_frames (frames of the whole skeleton sequence), img_shape (h, w), video_path,
     skeleton_path + skeleton_format (where the whole skeleton sequence is read from again:
     'miga_csv', 'openpose_json', 'smg_csv', or None), layout, labelled_segments (label rows in the
-    source). An importer may add fields of its own (SMG: `state_labels`).
+    source), and optionally face_video_path (the video's face track `<vid>_face.mp4`, with its
+    `<vid>_face.csv` beside it: data/formats/facetrack.py; absent or None when there is none).
+    At load time each clip gets its video's `face_video_path` (None when its video has none).
+    An importer may add fields of its own (SMG: `state_labels`).
 
 Paths are relative to the annotation file's folder (absolute ones are kept), so a file moved
 together with its videos keeps working; `load_annotations(video_root=...)` resolves them under
@@ -68,6 +71,7 @@ OPTIONAL_DEFAULTS: dict[str, Any] = {
 VIDEO_KEYS = ("video_id", "subject_id", "emotion", "fps", "num_frames", "img_shape", "video_path",
               "skeleton_path", "skeleton_format", "layout", "labelled_segments")
 SKELETON_FORMATS = ("miga_csv", "openpose_json", "smg_csv")
+OPTIONAL_VIDEO_KEYS = ("face_video_path",)
 
 
 def make_clip(
@@ -121,15 +125,19 @@ def make_video(
     skeleton_format: str | None = None,
     layout: str | None = None,
     labelled_segments: int | None = None,
+    face_video_path: str | None = None,
 ) -> dict[str, Any]:
-    """One video record (see module doc) with plain Python values."""
-    return {
+    """One video record (see module doc) with plain Python values; `face_video_path` only when given."""
+    record = {
         "video_id": int(video_id), "subject_id": int(subject_id), "emotion": int(emotion),
         "fps": None if fps is None else float(fps), "num_frames": None if num_frames is None else int(num_frames),
         "img_shape": None if img_shape is None else (int(img_shape[0]), int(img_shape[1])),
         "video_path": video_path, "skeleton_path": skeleton_path, "skeleton_format": skeleton_format,
         "layout": layout, "labelled_segments": None if labelled_segments is None else int(labelled_segments),
     }
+    if face_video_path is not None:
+        record["face_video_path"] = str(face_video_path)
+    return record
 
 
 def clip_problems(clip: Any, num_classes: int | None = None) -> list[str]:
@@ -215,6 +223,9 @@ def video_problems(video: Any) -> list[str]:
         problems.append(f"skeleton_format: {fmt!r} is not one of {', '.join(SKELETON_FORMATS)} (or None)")
     if (fmt is None) != (video["skeleton_path"] is None):
         problems.append("skeleton_path: give both skeleton_path and skeleton_format, or neither")
+    face = video.get("face_video_path")
+    if face is not None and not (isinstance(face, str) and face.endswith("_face.mp4")):
+        problems.append(f"face_video_path: {face!r}, expected None or the path of a <vid>_face.mp4 (a str)")
     return problems
 
 
@@ -339,6 +350,9 @@ def load_annotations(path: str | Path, num_classes: int | None = None,
         _fill_defaults(clip)
     if not data.get("videos"):
         data["videos"] = videos_from_clips(data["annotations"])
+    faces = {int(v["video_id"]): v.get("face_video_path") for v in data["videos"]}
+    for clip in data["annotations"]:
+        clip.setdefault("face_video_path", faces.get(int(clip["video_id"])))
     data["meta"]["path"] = str(path)
     data["meta"]["video_root"] = str(video_root if video_root is not None else path.parent)
     return data
@@ -400,6 +414,11 @@ def resolve_path(data: dict[str, Any], relative: str | None) -> Path | None:
 def resolve_video_path(data: dict[str, Any], clip: dict[str, Any]) -> Path | None:
     """A clip's (or video record's) video as an absolute path."""
     return resolve_path(data, clip.get("video_path"))
+
+
+def resolve_face_video_path(data: dict[str, Any], record: dict[str, Any]) -> Path | None:
+    """A video record's (or loaded clip's) face-track video as an absolute path, None when it has none."""
+    return resolve_path(data, record.get("face_video_path"))
 
 
 def video_records(data: dict[str, Any]) -> dict[int, dict[str, Any]]:

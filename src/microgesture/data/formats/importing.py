@@ -52,6 +52,7 @@ class VideoSource:
     video: Path | None = None  # the RGB video file, when present
     img_shape: tuple[int, int] | None = None  # known from the source (synth.json, the SMG clip)
     fps: float | None = None
+    face_video: Path | None = None  # the face track `<vid>_face.mp4` (facetrack.py), when present
 
 
 def relative_path(path: Path | None, out_path: str | Path | None) -> str | None:
@@ -168,7 +169,7 @@ def import_videos(
             video_id=src.video_id, subject_id=subject, emotion=emotion, fps=src.fps or header_fps,
             num_frames=int(src.frames[-1]) + 1 if len(src.frames) else 0, img_shape=shape, video_path=video_path,
             skeleton_path=relative_path(src.skeleton_file, out_path), skeleton_format=src.skeleton_format,
-            layout=layout, labelled_segments=len(src.rows),
+            layout=layout, labelled_segments=len(src.rows), face_video_path=relative_path(src.face_video, out_path),
         ))
     return out
 

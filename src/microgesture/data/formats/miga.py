@@ -2,7 +2,8 @@
 
 `<root>/<vid:04d>/<vid>_label.csv`: no header, rows `class,start_frame,end_frame` (raw iMiGUE code
 1..31 or 99; frames inclusive). `<vid>_light_hand.csv`: no header, column 0 the frame index, then
-35 joints x (x, y, confidence) in the `miga35` layout. `<vid>.mp4`: the RGB video. Beside the
+35 joints x (x, y, confidence) in the `miga35` layout. `<vid>.mp4`: the RGB video; optionally
+its face track `<vid>_face.mp4` + `<vid>_face.csv` (facetrack.py; ours, not MiGA's). Beside the
 video folders, our `videos.csv` (subject and emotion per video, see imigue_table.py) and, for
 the synthetic data, `synth.json` (frame size and rate).
 
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from microgesture.data.formats.facetrack import face_video_path
 from microgesture.data.formats.imigue_table import merge_video_tables, read_label_table, read_videos_csv, video_table
 from microgesture.data.formats.importing import (
     LabelRow,
@@ -282,9 +284,11 @@ def _sources(src_dir: Path, target) -> list[VideoSource]:
         label_file, skeleton_file, video = video_files(folder)
         rows = read_label_rows(label_file)
         frames, joints = read_skeleton(skeleton_file)
+        face = face_video_path(video)
         out.append(VideoSource(
             vid, rows, frames, convert_rows(joints, MIGA35, target), label_file, skeleton_file, "miga_csv",
             video=video if video.is_file() else None, img_shape=shape, fps=fps,
+            face_video=face if face.is_file() else None,
         ))
     return out
 
@@ -310,7 +314,8 @@ def import_miga(
     `videos_csv` (default `src_dir/videos.csv` when present) and/or the iMiGUE master
     `labels_table` (its MG rows are not used here), else -1. `img_shape` (h, w): the argument,
     else `src_dir/synth.json`, else each video's header, else iMiGUE's 720x1280 (noted in meta).
-    `video_path` is relative to `out_path`'s folder when given. Rows outside the skeleton or
+    `video_path` (and the video record's `face_video_path`, when `<vid>/<vid>_face.mp4` exists)
+    is relative to `out_path`'s folder when given. Rows outside the skeleton or
     with no detection raise DataError, or are skipped with a warning when `skip_unusable`.
     `protocol` (splits.py) defaults to `synthetic-xsub` when `src_dir/synth.json` exists (our
     synthetic data), else `imigue-xsub`.

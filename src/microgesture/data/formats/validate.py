@@ -20,8 +20,10 @@ from microgesture.data.formats.annotations import (
     clip_problems,
     dataset_problems,
     read_annotation_pickle,
+    resolve_face_video_path,
     resolve_video_path,
 )
+from microgesture.data.formats.facetrack import FACE_SIZE, face_csv_path, face_video_path, parse_face_csv
 from microgesture.data.formats.imigue_table import parse_label_table, parse_videos_csv, video_table
 from microgesture.data.formats.importing import slice_frames
 from microgesture.data.video import decode_all, video_info
@@ -123,6 +125,38 @@ def _validate_video(folder: Path, decode: bool = False) -> list[Problem]:
                                     f"frames {row.start}..{row.end}: every joint is zero (no person detected)"))
     if video.is_file():
         problems += _check_video_length(video, skeleton_file, len(frames), decode)
+    face = face_video_path(video)
+    if face.is_file() or face_csv_path(face).is_file():
+        problems += face_track_problems(face, video if video.is_file() else None, len(frames))
+    return problems
+
+
+def face_track_problems(face: Path, source: Path | None = None, frames: int | None = None) -> list[Problem]:
+    """A face track (`<vid>_face.mp4` + `<vid>_face.csv`) against its source video and frame count."""
+    csv_file = face_csv_path(face)
+    if not face.is_file():
+        return [Problem(str(face), "", f"face-track video not found (its {csv_file.name} is there)")]
+    try:
+        info = video_info(face)
+    except DataError as exc:
+        return [_from_error(exc)]
+    problems = []
+    if (info.width, info.height) != (FACE_SIZE, FACE_SIZE):
+        problems.append(Problem(str(face), "", f"{info.width}x{info.height} frames, expected {FACE_SIZE}x{FACE_SIZE}"))
+    track, issues = parse_face_csv(csv_file)
+    problems += _issues(csv_file, issues)
+    if not issues and len(track) != info.num_frames:
+        problems.append(Problem(str(csv_file), "", f"{len(track)} rows, but {face.name} has {info.num_frames} frames"))
+    if source is not None:
+        try:
+            src = video_info(source)
+        except DataError:
+            return problems  # reported with the source video
+        if src.num_frames != info.num_frames or abs(src.fps - info.fps) > 0.01 * src.fps:
+            problems.append(Problem(str(face), "", f"{info.num_frames} frames at {info.fps:.3f} fps, but its source "
+                                    f"{source.name} has {src.num_frames} at {src.fps:.3f} fps"))
+    elif frames is not None and frames != info.num_frames:
+        problems.append(Problem(str(face), "", f"{info.num_frames} frames, but the video has {frames}"))
     return problems
 
 
@@ -252,6 +286,24 @@ def validate_annotation_file(path: str | Path, video_root: str | Path | None = N
             continue
         where = f"annotations[{i}] ({clip['frame_dir']})"
         problems += [Problem(str(path), where, m) for m in _clip_range_problems(data_here, clip, headers, decode)]
+    return problems + _face_record_problems(path, data_here)
+
+
+def _face_record_problems(path: Path, data: dict) -> list[Problem]:
+    """Each video record's face track: present, well formed, as long as the video."""
+    problems = []
+    videos = data.get("videos") if isinstance(data.get("videos"), list) else []
+    for i, record in enumerate(videos):
+        if not isinstance(record, dict) or not isinstance(record.get("face_video_path"), str):
+            continue
+        face = resolve_face_video_path(data, record)
+        if not face.is_file():
+            problems.append(Problem(str(path), f"videos[{i}]", f"face_video_path: {face} not found"))
+            continue
+        source = resolve_video_path(data, record)
+        frames = record.get("num_frames")
+        problems += face_track_problems(face, source if source is not None and source.is_file() else None,
+                                        frames if isinstance(frames, int) else None)
     return problems
 
 

@@ -2,7 +2,8 @@
 
 One video: idle lead-in, then micro-gesture instances separated by idle gaps, then an idle
 tail. The skeleton CSV is what a detector would report (noise, dropout, occluded joints with
-low confidence or missed); the RGB frames are drawn from the true pose. The whole dataset is
+low confidence or missed); the RGB frames are drawn from the true pose, and so is the face
+track beside them (`<vid>_face.mp4` and `<vid>_face.csv`, see face.py). The whole dataset is
 generated into a hidden sibling folder that is renamed to `out_dir` at the end.
 """
 
@@ -23,7 +24,7 @@ import numpy as np
 from microgesture.data.formats import miga
 from microgesture.domain.classes import NUM_CLASSES, raw_from_class_index
 from microgesture.domain.layouts import BODY25_LOWER
-from microgesture.data.synth import body, motions, render
+from microgesture.data.synth import body, face, motions, render
 from microgesture.data.synth.schedule import DETECTOR, LOOK, SUBJECT, VIDEO, VideoPlan, plan_dataset, rng_for
 from microgesture.errors import ConfigError, DataError
 from microgesture.utils.io import write_text
@@ -34,7 +35,7 @@ DEFAULT_SUBJECTS = 12
 DEFAULT_VIDEOS_PER_SUBJECT = 3
 DEFAULT_SECONDS = 45.0
 GENERATOR = "microgesture-synth"
-VERSION = 1
+VERSION = 2  # 2: with a face-track video per video (face.py)
 
 _FACE_JOINTS = (0, 15, 16, 17, 18)
 
@@ -175,6 +176,7 @@ def write_video_files(sv: SynthVideo, root: Path, video: bool) -> None:
         written = write_video(miga.rgb_path(root, vid), sv.frames(), sv.fps)
         if written != sv.num_frames:
             raise DataError(miga.rgb_path(root, vid), f"wrote {written} frames, expected {sv.num_frames}")
+        face.write_face_track(sv, miga.rgb_path(root, vid))
 
 
 def _check_args(subjects, videos_per_subject, size, seconds) -> tuple[int, int]:
@@ -255,7 +257,7 @@ def generate_dataset(
         meta = {
             "generator": GENERATOR, "version": VERSION, "seed": int(seed), "width": width, "height": height,
             "fps": FPS, "subjects": int(subjects), "videos_per_subject": int(videos_per_subject),
-            "video": bool(video), "seconds": float(seconds), "num_videos": len(plans),
+            "video": bool(video), "face_track": bool(video), "seconds": float(seconds), "num_videos": len(plans),
             "num_clips": int(per_class.sum()), "num_frames": int(frames),
         }
         write_text(tmp / "synth.json", json.dumps(meta, indent=2) + "\n")

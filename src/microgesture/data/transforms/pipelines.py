@@ -5,6 +5,7 @@ sample's named modalities, composed in order.
       -> FormatStream per skeleton modality (joint, bone, joint_motion, bone_motion)
       -> VideoFile -> RGBClip (rgb, from the skeleton's sampled frames)
       -> PersonBox -> [RandomBoxCrop when training] -> HeatmapVolume (heatmap, from the same keypoints)
+      -> FaceClip (face and face_missing, from the face track at the same frames)
 
 Sampling comes first so the statistics of Normalize describe the frames the network sees, and
 the work is done on few frames; the augmentations act in the neck-centred, shoulder-width frame;
@@ -17,6 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 from microgesture.data.transforms.core import Compose, Transform
+from microgesture.data.transforms.face import FaceClip
 from microgesture.data.transforms.features import FormatStream
 from microgesture.data.transforms.geometry import Normalize, RandomAffine, RandomFlip, SelectLayout
 from microgesture.data.transforms.heatmap import HeatmapInput, HeatmapVolume, PersonBox, RandomBoxCrop
@@ -108,7 +110,14 @@ STEPS_BY_KIND: dict[str, Callable[[str, PipelineOptions], list[Transform]]] = {
     "video": _video_clip,
     "heatmap": _heatmap_volume,
 }
-STEPS_BY_MODALITY: dict[str, Callable[[str, PipelineOptions], list[Transform]]] = {}
+def _face_clip(name: str, opt: PipelineOptions) -> list[Transform]:
+    spec = opt.video.get(name)
+    if spec is None:
+        raise ConfigError(f"modality {name!r} is video: say how to load it (frames, size, normalisation)")
+    return [FaceClip(spec.size, spec.num_frames, tuple(spec.mean), tuple(spec.std), opt.video_root)]
+
+
+STEPS_BY_MODALITY: dict[str, Callable[[str, PipelineOptions], list[Transform]]] = {"face": _face_clip}
 
 
 def build_pipeline(
