@@ -72,10 +72,12 @@ def test_bad_inputs_and_settings():
         model({"depth": torch.randn(2, 4, 7)})
     with pytest.raises(ValueError, match="face mask must have shape"):
         model({"face": torch.randn(2, 5, 12)}, {"face": torch.zeros(2, 4, dtype=torch.bool)})
+    with pytest.raises(ConfigError, match="two or more"):
+        InterFusion({"face": 4}, width=32, heads=4)
     with pytest.raises(ConfigError, match="divisible"):
-        InterFusion({"face": 4}, width=30, heads=4)
+        InterFusion({"face": 4, "rgb": 4}, width=30, heads=4)
     with pytest.raises(ConfigError, match="queries"):
-        InterFusion({"face": 4}, width=32, queries=0)
+        InterFusion({"face": 4, "rgb": 4}, width=32, queries=0)
 
 
 def _xor_batch(n: int, generator: torch.Generator):
