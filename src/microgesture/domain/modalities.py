@@ -12,5 +12,8 @@ MODALITIES: dict[str, str] = {
     "joint_motion": "skeleton",  # joint(t + 1) - joint(t)
     "bone_motion": "skeleton",
     "rgb": "video",  # frames at the skeleton's sampled instants
+    "rgb_crops": "video",  # skeleton-guided crops tiled 2x2: right hand, left hand, face, upper body
+    "rgb_hands": "video",  # the hands, tiled 2x2: close (top row) and with their surroundings (bottom row)
+    "rgb_face": "video",  # the face crop alone
 }
 SKELETON_STREAMS: tuple[str, ...] = tuple(m for m, kind in MODALITIES.items() if kind == "skeleton")
