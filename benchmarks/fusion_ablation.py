@@ -1,12 +1,16 @@
-"""RGB-only vs skeleton-only vs late fusion vs concatenation vs CMTF on the synthetic benchmark.
+"""Single streams vs fusions on held-out subjects of the synthetic benchmark (docs/fusion.md).
 
-For each training seed: train the light RGB stream and the 2s-AGCN joint stream, evaluate both
-on the held-out test subjects, fuse their scores (late fusion, 1:1), extract both encoders'
-tokens once, train CMTF and concatenation on the cached tokens, and evaluate. Model selection
-uses the validation subjects only. Prints and writes a mean +- std table.
+For each training seed: train four streams (RGB full frame and skeleton-guided RGB crops with the
+light (2+1)D encoder, 2s-AGCN joint and bone), evaluate each on the test subjects, fuse score
+files (late fusion, equal weights), extract the frozen encoders' tokens once per set of streams,
+train concatenation and CMTF on the cached tokens and evaluate them. Model selection uses the
+validation subjects only; the test subjects are never seen before the final evaluation.
+Prints and writes (ablation.md, ablation.json under --out) a mean +- std table over the seeds.
+Runs resume: a finished run folder is reused, an interrupted one continues.
 
-    python benchmarks/fusion_ablation.py --seeds 0 1 2 --out runs/ablation
-    python benchmarks/fusion_ablation.py --quick        # a smoke run in about a minute
+    nice -n 10 python benchmarks/fusion_ablation.py --seeds 0 1 2 --out runs/ablation
+    python benchmarks/fusion_ablation.py --quick     # tiny data, one epoch: checks the script runs
+    python benchmarks/fusion_ablation.py --set model.fusion.modality_dropout=0.5   # --set: every config
 """
 
 from __future__ import annotations
@@ -24,43 +28,69 @@ from microgesture.eval.report import fusion_metrics
 from microgesture.train.config import load_config
 from microgesture.train.extract import extract_for_experiment
 from microgesture.train.run import LAST, evaluate, fit
+from microgesture.utils.io import write_text
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "synthetic"
-ROWS = ("RGB only (light)", "skeleton only (2s-AGCN joint)", "late fusion (1:1 scores)", "concatenation", "CMTF")
+# The full frame gets the crops' appearance augmentation except torso recolouring (crops only).
+FULL_FRAME = ["data.rgb.num_frames=8", "data.rgb.appearance={brightness: 0.3, contrast: 0.3, saturation: 0.5, "
+              "hue: 0.5, grayscale: 0.2, erase: 0.25}"]
+STREAMS = {  # run name -> (config, extra overrides)
+    "rgb": ("light_rgb.yaml", FULL_FRAME),
+    "rgb_crops": ("rgb_crops.yaml", []),
+    "joint": ("agcn_joint.yaml", []),
+    "bone": ("agcn_bone.yaml", []),
+}
+LATE = {"late_skeleton": ("joint", "bone"), "late_all": ("joint", "bone", "rgb_crops")}
+FUSIONS = {  # run name -> (config, cache it reads)
+    "concat": ("concat_crops.yaml", "cache_joint_crops"),
+    "cmtf": ("cmtf_crops.yaml", "cache_joint_crops"),
+    "cmtf3": ("cmtf_crops_bone.yaml", "cache_joint_bone_crops"),
+}
+ROWS = {
+    "rgb": "RGB full frame (light, 8x96x96)",
+    "rgb_crops": "RGB crops (light, 8x2x2x48)",
+    "joint": "2s-AGCN joint",
+    "bone": "2s-AGCN bone",
+    "late_skeleton": "late fusion joint+bone (1:1)",
+    "late_all": "late fusion joint+bone+crops (1:1:1)",
+    "concat": "concatenation joint+crops (cached)",
+    "cmtf": "CMTF joint+crops (cached)",
+    "cmtf3": "CMTF joint+bone+crops (cached)",
+}
 METRICS = ("top1", "macro_f1", "mean_class_accuracy")
+
+
+def _train_eval(config: str, sets: list[str], run_dir: Path) -> tuple[dict, Path]:
+    cfg = load_config(CONFIGS / config, sets)
+    run = fit(cfg, run_dir, resume=(run_dir / "checkpoints" / LAST).is_file())
+    return evaluate(cfg, run.best_checkpoint, run_dir / "eval"), run.best_checkpoint
 
 
 def run_seed(seed: int, out: Path, common: list[str]) -> dict[str, dict]:
     sets = common + [f"trainer.seed={seed}"]
-    results, runs = {}, {}
-    for name, config in (("rgb", "light_rgb.yaml"), ("joint", "agcn_joint.yaml")):
-        cfg = load_config(CONFIGS / config, sets)
-        run_dir = out / f"seed{seed}" / name
-        runs[name] = fit(cfg, run_dir, resume=(run_dir / "checkpoints" / LAST).is_file())
-        results[name] = evaluate(cfg, runs[name].best_checkpoint, run_dir / "eval")
-    score_files = [out / f"seed{seed}" / n / "eval" / "scores.csv" for n in ("rgb", "joint")]
-    results["late"] = fusion_metrics(score_files, weights=[1.0, 1.0])
-    fusion_sets = sets + [f"model.rgb.checkpoint={runs['rgb'].best_checkpoint}",
-                          f"model.skeleton.checkpoint={runs['joint'].best_checkpoint}"]
-    cache = out / f"seed{seed}" / "cache"
-    extract_for_experiment(load_config(CONFIGS / "cmtf.yaml", fusion_sets + [f"data.cache={cache}"]), cache,
-                           progress=False)
-    for name in ("concat", "cmtf"):
-        cfg = load_config(CONFIGS / f"{name}.yaml", fusion_sets + [f"data.cache={cache}"])
-        run_dir = out / f"seed{seed}" / name
-        run = fit(cfg, run_dir, resume=(run_dir / "checkpoints" / LAST).is_file())
-        results[name] = evaluate(cfg, run.best_checkpoint, run_dir / "eval")
-    return {row: results[key] for row, key in zip(ROWS, ("rgb", "joint", "late", "concat", "cmtf"))}
+    base = out / f"seed{seed}"
+    results, best = {}, {}
+    for name, (config, extra) in STREAMS.items():
+        results[name], best[name] = _train_eval(config, sets + extra, base / name)
+    for name, streams in LATE.items():
+        results[name] = fusion_metrics([base / s / "eval" / "scores.csv" for s in streams], weights=[1.0] * len(streams))
+    encoders = [f"model.streams.{s}.checkpoint={best[s]}" for s in ("joint", "bone", "rgb_crops")]
+    for name, (config, cache) in FUSIONS.items():
+        cfg_sets = sets + [f"data.cache={base / cache}"]
+        cfg_sets += [e for e in encoders if e.split(".")[2] in load_config(CONFIGS / config).model.streams]
+        extract_for_experiment(load_config(CONFIGS / config, cfg_sets), base / cache, progress=False)
+        results[name], _ = _train_eval(config, cfg_sets, base / name)
+    return results
 
 
 def table(per_seed: list[dict[str, dict]]) -> str:
     lines = ["| model | " + " | ".join(METRICS) + " |", "| --- |" + " --- |" * len(METRICS)]
-    for row in ROWS:
+    for key, title in ROWS.items():
         cells = []
         for m in METRICS:
-            values = 100 * np.array([r[row][m] for r in per_seed])
+            values = 100 * np.array([r[key][m] for r in per_seed])
             cells.append(f"{values.mean():.1f} ± {values.std():.1f}")
-        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+        lines.append(f"| {title} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -68,22 +98,26 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--out", type=Path, default=Path("runs/ablation"))
+    parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
+                        help="an override for every config (repeatable)")
     parser.add_argument("--quick", action="store_true", help="tiny data, one epoch: checks the script runs")
     args = parser.parse_args()
-    common = ["trainer.progress_bar=false", f"data.synthetic.root={args.out / 'data'}"]
+    common = ["trainer.progress_bar=false", f"data.synthetic.root={args.out / 'data'}", *args.sets]
     if args.quick:
         common += ["data.synthetic.subjects=3", "data.synthetic.videos_per_subject=1", "data.synthetic.val_fraction=0.5",
-                   "trainer.max_epochs=1", "model.skeleton.base_channels=8", "model.rgb.width=8"]
+                   "trainer.max_epochs=1", "data.rgb.num_frames=4"]
         args.seeds = args.seeds[:1]
     start = time.perf_counter()
     per_seed = [run_seed(seed, args.out, common) for seed in args.seeds]
+    load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     text = (f"Synthetic benchmark, held-out test subjects, seeds {args.seeds} (mean ± std over seeds, %).\n"
-            f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
-            f"{(time.perf_counter() - start) / 60:.1f} min.\n\n{table(per_seed)}\n")
+            f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average at the "
+            f"end {load}; {(time.perf_counter() - start) / 60:.1f} min. Overrides: {args.sets or 'none'}.\n\n"
+            f"{table(per_seed)}\n")
     print(text)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "ablation.md").write_text(text)
-    (args.out / "ablation.json").write_text(json.dumps({"seeds": args.seeds, "results": per_seed}, indent=2, default=str))
+    write_text(args.out / "ablation.md", text)
+    write_text(args.out / "ablation.json", json.dumps({"seeds": args.seeds, "sets": args.sets, "results": per_seed},
+                                                       indent=2, default=str))
 
 
 if __name__ == "__main__":

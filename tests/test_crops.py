@@ -317,3 +317,55 @@ def test_config_appearance_section_is_checked_and_reaches_the_pipeline():
         load_config("configs/synthetic/rgb_crops.yaml", ["data.rgb.appearance.hue=2"])
     with pytest.raises(ConfigError, match="model.streams.rgb_crops.encoder"):
         load_config("configs/synthetic/rgb_crops.yaml", ["model.streams.rgb_crops={encoder: agcn}"])
+
+
+def test_real_imigue_skeletons_place_boxes_inside_the_frame(shared_data):
+    """iMiGUE video 298 (1280x720): OpenPose's 67 joints and the MiGA 35-joint CSV give the same
+    hand and face boxes, inside the frame, without fallbacks."""
+    from microgesture.data.formats.miga import read_skeleton
+    from microgesture.data.formats.openpose import read_openpose_folder
+
+    _, _, op = read_openpose_folder(shared_data / "imigue" / "openpose_json_298")[:3]
+    _, mg = read_skeleton(shared_data / "imigue" / "miga_layout" / "0298" / "0298_light_hand.csv")
+    regions = ("r_hand", "l_hand", "face", "upper_body")
+    boxes = {}
+    for layout, joints in (("openpose67", op), ("miga35", mg)):
+        clip = dict(keypoint=joints[None, :, :, :2].astype(np.float32), keypoint_score=joints[None, :, :, 2].astype(
+            np.float32), layout=layout, img_shape=(720, 1280), frame_dir="0298")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", RegionMissingWarning)
+            out = CropBoxes(regions)(clip)
+        boxes[layout] = out["crop_boxes"]
+        for name in regions:
+            b = out["crop_boxes"][name]
+            assert (b[:, 0] > 0).all() and (b[:, 0] < 1280).all() and (b[:, 1] > 0).all() and (b[:, 1] < 720).all()
+        assert 60 < boxes[layout]["face"][0, 2] < 400 and boxes[layout]["r_hand"][0, 2] < boxes[layout]["face"][0, 2]
+    for name in ("r_hand", "l_hand", "face"):
+        gap = np.linalg.norm(boxes["openpose67"][name][:, :2] - boxes["miga35"][name][:, :2], axis=1)
+        assert np.median(gap) < 0.25 * boxes["miga35"][name][0, 2], name
+
+
+@pytest.mark.slow
+def test_imigue_mvit_crops_recipe_builds_and_runs_a_forward(synth):
+    """configs/imigue/mvit_crops.yaml on CPU: the crop clip is MViTv2-S's 16x224x224, the model
+    (random weights) gives finite logits; the CMTF recipe over it loads."""
+    import torch
+
+    from microgesture.train.build import build_model, token_width
+    from microgesture.train.config import load_config
+    from microgesture.train.run import video_inputs
+
+    cfg = load_config("configs/imigue/mvit_crops.yaml", ["model.streams.rgb_crops.weights=null"])
+    spec = video_inputs(cfg)["rgb_crops"]
+    assert (spec.num_frames, spec.size) == (16, 224)
+    pipe = build_pipeline(["rgb_crops"], layout=cfg.data.layout, num_frames=cfg.data.num_frames, train=False,
+                          video=video_inputs(cfg), video_root=synth["meta"]["video_root"])
+    clip = pipe(dict(synth["annotations"][0]))["rgb_crops"]
+    assert clip.shape == (3, 16, 224, 224)
+    model = build_model(cfg.model, {"mg": 32}, cfg.data.layout).eval()
+    with torch.no_grad():
+        logits = model({"rgb_crops": torch.from_numpy(clip)[None]})["mg"]
+    assert logits.shape == (1, 32) and torch.isfinite(logits).all()
+    fusion = load_config("configs/imigue/cmtf_crops.yaml")
+    assert list(fusion.model.streams) == ["joint", "bone", "rgb_crops"]
+    assert token_width(fusion.model.streams["rgb_crops"]) == 768
