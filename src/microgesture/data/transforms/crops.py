@@ -169,10 +169,11 @@ def region_box(kp: np.ndarray, det: np.ndarray, layout: JointLayout, region: Reg
     centres = _gaussian(_fill(centres, seen), smooth)
     centres[:, 1] += region.offset_y * width
     side = region.side * width
-    if region.margin > 0 and len(idx) > 1:
-        extents = [np.ptp(kp[t, idx][d[t]], axis=0).max() for t in np.flatnonzero(d.sum(1) > 1)]
-        if extents:
-            side = max(side, region.margin * float(np.percentile(extents, 90)))
+    several = d.sum(1) > 1
+    if region.margin > 0 and several.any():
+        pts = np.where(d[..., None], kp[:, idx], np.nan)[several]  # [T', J, 2], undetected as NaN
+        extents = (np.nanmax(pts, axis=1) - np.nanmin(pts, axis=1)).max(axis=1)
+        side = max(side, region.margin * float(np.percentile(extents, 90)))
     boxes = np.concatenate([centres, np.full((len(centres), 1), side)], 1)
     return boxes.astype(np.float32), seen
 
