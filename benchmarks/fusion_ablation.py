@@ -6,7 +6,9 @@ files (late fusion, equal weights), extract the frozen encoders' tokens once per
 train concatenation and CMTF on the cached tokens and evaluate them. Model selection uses the
 validation subjects only; the test subjects are never seen before the final evaluation.
 Prints and writes (ablation.md, ablation.json under --out) a mean +- std table over the seeds.
-Runs resume: a finished run folder is reused, an interrupted one continues.
+Runs resume: a finished run folder is reused, an interrupted one continues, a finished seed's
+results are read back (so seeds can run as separate processes, e.g. one per core, once the
+dataset exists: run --seeds 0 first, or generate it with --data-only).
 
     nice -n 10 python benchmarks/fusion_ablation.py --seeds 0 1 2 --out runs/ablation
     python benchmarks/fusion_ablation.py --quick     # tiny data, one epoch: checks the script runs
@@ -35,8 +37,8 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "synthetic"
 FULL_FRAME = ["data.rgb.num_frames=8", "data.rgb.appearance={brightness: 0.3, contrast: 0.3, saturation: 0.5, "
               "hue: 0.5, grayscale: 0.2, erase: 0.25}"]
 STREAMS = {  # run name -> (config, extra overrides)
-    "rgb": ("light_rgb.yaml", FULL_FRAME),
     "rgb_crops": ("rgb_crops.yaml", []),
+    "rgb": ("light_rgb.yaml", FULL_FRAME),
     "joint": ("agcn_joint.yaml", []),
     "bone": ("agcn_bone.yaml", []),
 }
@@ -67,8 +69,18 @@ def _train_eval(config: str, sets: list[str], run_dir: Path) -> tuple[dict, Path
 
 
 def run_seed(seed: int, out: Path, common: list[str]) -> dict[str, dict]:
-    sets = common + [f"trainer.seed={seed}"]
+    """Every row for one training seed; a finished seed's `results.json` is read instead of rerun."""
     base = out / f"seed{seed}"
+    done = base / "results.json"
+    if done.is_file():
+        return json.loads(done.read_text())
+    results = _run_seed(seed, base, common)
+    write_text(done, json.dumps(results, indent=2, default=str))
+    return results
+
+
+def _run_seed(seed: int, base: Path, common: list[str]) -> dict[str, dict]:
+    sets = common + [f"trainer.seed={seed}"]
     results, best = {}, {}
     for name, (config, extra) in STREAMS.items():
         results[name], best[name] = _train_eval(config, sets + extra, base / name)
@@ -101,12 +113,18 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                         help="an override for every config (repeatable)")
     parser.add_argument("--quick", action="store_true", help="tiny data, one epoch: checks the script runs")
+    parser.add_argument("--data-only", action="store_true", help="generate the dataset and stop")
     args = parser.parse_args()
     common = ["trainer.progress_bar=false", f"data.synthetic.root={args.out / 'data'}", *args.sets]
     if args.quick:
         common += ["data.synthetic.subjects=3", "data.synthetic.videos_per_subject=1", "data.synthetic.val_fraction=0.5",
                    "trainer.max_epochs=1", "data.rgb.num_frames=4"]
         args.seeds = args.seeds[:1]
+    if args.data_only:
+        from microgesture.train.datamodule import synthetic_annotations
+
+        print(synthetic_annotations(load_config(CONFIGS / "rgb_crops.yaml", common).data.synthetic, progress=True))
+        return
     start = time.perf_counter()
     per_seed = [run_seed(seed, args.out, common) for seed in args.seeds]
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
