@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from microgesture.domain.classes import IMIGUE_CLASSES
 from microgesture.eval.report import fusion_metrics
 from microgesture.train.config import load_config
 from microgesture.train.extract import extract_for_experiment
@@ -60,6 +61,11 @@ ROWS = {
     "cmtf3": "CMTF joint+bone+crops (cached)",
 }
 METRICS = ("top1", "macro_f1", "mean_class_accuracy")
+# Classes whose synthetic cue is drawn but carried by no joint (mouth, cheeks, eyes, a held object,
+# an extended finger): where RGB has a job (docs/fusion.md).
+APPEARANCE_CLASSES = ("pressing lips", "bulging face / deep breath", "rubbing eyes", "covering face",
+                      "playing or manipulating objects", "touching or scratching facial parts", "biting nails")
+PER_CLASS_ROWS = ("joint", "bone", "rgb_crops", "late_skeleton", "cmtf3")
 
 
 def _train_eval(config: str, sets: list[str], run_dir: Path) -> tuple[dict, Path]:
@@ -85,7 +91,8 @@ def _run_seed(seed: int, base: Path, common: list[str]) -> dict[str, dict]:
     for name, (config, extra) in STREAMS.items():
         results[name], best[name] = _train_eval(config, sets + extra, base / name)
     for name, streams in LATE.items():
-        results[name] = fusion_metrics([base / s / "eval" / "scores.csv" for s in streams], weights=[1.0] * len(streams))
+        results[name] = fusion_metrics([base / s / "eval" / "scores.csv" for s in streams], weights=[1.0] * len(streams),
+                                       class_names=list(IMIGUE_CLASSES))
     encoders = [f"model.streams.{s}.checkpoint={best[s]}" for s in ("joint", "bone", "rgb_crops")]
     for name, (config, cache) in FUSIONS.items():
         cfg_sets = sets + [f"data.cache={base / cache}"]
@@ -103,6 +110,19 @@ def table(per_seed: list[dict[str, dict]]) -> str:
             values = 100 * np.array([r[key][m] for r in per_seed])
             cells.append(f"{values.mean():.1f} ± {values.std():.1f}")
         lines.append(f"| {title} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def per_class_table(per_seed: list[dict[str, dict]]) -> str:
+    """Test accuracy (recall) of the appearance classes, mean over seeds, with their test clip count."""
+    keys = [k for k in PER_CLASS_ROWS if k in per_seed[0]]
+    lines = ["| class (test clips) | " + " | ".join(ROWS[k] for k in keys) + " |", "| --- |" + " --- |" * len(keys)]
+    for name in APPEARANCE_CLASSES:
+        count = per_seed[0][keys[0]].get("per_class_count", {}).get(name)
+        if count is None:
+            continue
+        cells = [f"{100 * np.mean([r[k]['per_class_accuracy'][name] for r in per_seed]):.0f}" for k in keys]
+        lines.append(f"| {name} ({count}) | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -131,7 +151,8 @@ def main() -> None:
     text = (f"Synthetic benchmark, held-out test subjects, seeds {args.seeds} (mean ± std over seeds, %).\n"
             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average at the "
             f"end {load}; {(time.perf_counter() - start) / 60:.1f} min. Overrides: {args.sets or 'none'}.\n\n"
-            f"{table(per_seed)}\n")
+            f"{table(per_seed)}\n\nTest accuracy (%) of the classes whose cue no joint carries:\n\n"
+            f"{per_class_table(per_seed)}\n")
     print(text)
     write_text(args.out / "ablation.md", text)
     write_text(args.out / "ablation.json", json.dumps({"seeds": args.seeds, "sets": args.sets, "results": per_seed},
