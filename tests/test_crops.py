@@ -369,3 +369,18 @@ def test_imigue_mvit_crops_recipe_builds_and_runs_a_forward(synth):
     fusion = load_config("configs/imigue/cmtf_crops.yaml")
     assert list(fusion.model.streams) == ["joint", "bone", "rgb_crops"]
     assert token_width(fusion.model.streams["rgb_crops"]) == 768
+
+
+def test_crops_command_writes_a_sheet_per_clip_and_names_unknown_clips(synth, tmp_path, capsys):
+    from microgesture.cli import main
+
+    ann = synth["meta"]["path"]
+    clip = synth["annotations"][0]["frame_dir"]
+    assert main(["crops", str(ann), clip, "--out", str(tmp_path / "sheets"), "--modality", "rgb_crops", "rgb_face",
+                 "--size", "32", "--frames", "4"]) == 0
+    import cv2
+
+    sheet = cv2.imread(str(tmp_path / "sheets" / f"{clip}.png"))
+    assert sheet.shape == (64, 4 * 32, 3)
+    assert main(["crops", str(ann), "9999_9", "--out", str(tmp_path / "x")]) == 2
+    assert "no clip '9999_9'" in capsys.readouterr().err

@@ -147,6 +147,14 @@ def cmd_demo(a: argparse.Namespace) -> None:
     run_demo(a.out, epochs=a.epochs, seed=a.seed)
 
 
+def cmd_crops(a: argparse.Namespace) -> None:
+    from microgesture.apps.crops_preview import preview_crops
+
+    for path in preview_crops(a.annotations, a.clips, a.out, modalities=a.modality, size=a.size, frames=a.frames,
+                              video_root=a.video_root):
+        print(f"wrote {path}")
+
+
 # -- parser -----------------------------------------------------------------------------------
 def _data_commands(sub) -> None:
     data = sub.add_parser("data", help="create, import, check and summarise datasets")
@@ -254,6 +262,20 @@ def _result_commands(sub) -> None:
     d.set_defaults(func=cmd_demo)
 
 
+def _crop_commands(sub) -> None:
+    from microgesture.data.transforms.crops import CROP_GRIDS
+
+    c = sub.add_parser("crops", help="write PNG sheets of the skeleton-guided RGB crops of some clips")
+    c.add_argument("annotations", type=Path, help="an annotation file whose clips have videos")
+    c.add_argument("clips", nargs="+", help="clip ids (frame_dir), e.g. 0001_3")
+    c.add_argument("--out", type=Path, default=Path("crops_preview"))
+    c.add_argument("--modality", nargs="+", choices=list(CROP_GRIDS), default=["rgb_crops"])
+    c.add_argument("--size", type=_positive_int, default=96, help="clip size in pixels (tiles are half of it)")
+    c.add_argument("--frames", type=_positive_int, default=8)
+    c.add_argument("--video-root", type=Path, default=None, help="where relative video paths point")
+    c.set_defaults(func=cmd_crops)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="microgesture",
@@ -263,6 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_commands(sub)
     _model_commands(sub)
     _result_commands(sub)
+    _crop_commands(sub)
     return p
 
 
