@@ -34,24 +34,26 @@ from microgesture.train.run import LAST, evaluate, fit
 from microgesture.utils.io import write_text
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "synthetic"
-# The full frame gets the crops' appearance augmentation except torso recolouring (crops only).
-FULL_FRAME = ["data.rgb.num_frames=8", "data.rgb.appearance={brightness: 0.3, contrast: 0.3, saturation: 0.5, "
-              "hue: 0.5, grayscale: 0.2, erase: 0.25}"]
+# The whole frame is trained with the crops' own recipe (configs/synthetic/rgb_crops.yaml: encoder,
+# frames, size, optimiser, epochs, appearance augmentation), less the torso recolouring (crops only).
+FULL_FRAME = ["name=synth_rgb_full", "model.streams={rgb: {encoder: light, width: 16, depth: 3, dropout: 0.3}}",
+              "data.rgb.appearance.erase_clothing=0.0"]
 STREAMS = {  # run name -> (config, extra overrides)
-    "rgb_crops": ("rgb_crops.yaml", []),
-    "rgb": ("light_rgb.yaml", FULL_FRAME),
     "joint": ("agcn_joint.yaml", []),
     "bone": ("agcn_bone.yaml", []),
+    "rgb_crops": ("rgb_crops.yaml", []),
+    "rgb": ("rgb_crops.yaml", FULL_FRAME),
 }
 LATE = {"late_skeleton": ("joint", "bone"), "late_all": ("joint", "bone", "rgb_crops")}
 FUSIONS = {  # run name -> (config, cache it reads)
     "concat": ("concat_crops.yaml", "cache_joint_crops"),
     "cmtf": ("cmtf_crops.yaml", "cache_joint_crops"),
     "cmtf3": ("cmtf_crops_bone.yaml", "cache_joint_bone_crops"),
+    "cmtf_skeleton": ("cmtf_skeleton.yaml", "cache_joint_bone"),
 }
 ROWS = {
-    "rgb": "RGB full frame (light, 8x96x96)",
-    "rgb_crops": "RGB crops (light, 8x2x2x48)",
+    "rgb": "RGB full frame (light w16, 8x96x96)",
+    "rgb_crops": "RGB crops (light w16, 8x2x2x48)",
     "joint": "2s-AGCN joint",
     "bone": "2s-AGCN bone",
     "late_skeleton": "late fusion joint+bone (1:1)",
@@ -59,13 +61,14 @@ ROWS = {
     "concat": "concatenation joint+crops (cached)",
     "cmtf": "CMTF joint+crops (cached)",
     "cmtf3": "CMTF joint+bone+crops (cached)",
+    "cmtf_skeleton": "CMTF joint+bone, no RGB (cached; control)",
 }
 METRICS = ("top1", "macro_f1", "mean_class_accuracy")
 # Classes whose synthetic cue is drawn but carried by no joint (mouth, cheeks, eyes, a held object,
 # an extended finger): where RGB has a job (docs/fusion.md).
 APPEARANCE_CLASSES = ("pressing lips", "bulging face / deep breath", "rubbing eyes", "covering face",
                       "playing or manipulating objects", "touching or scratching facial parts", "biting nails")
-PER_CLASS_ROWS = ("joint", "bone", "rgb_crops", "late_skeleton", "cmtf3")
+PER_CLASS_ROWS = ("joint", "bone", "rgb_crops", "late_skeleton", "cmtf_skeleton", "cmtf3")
 
 
 def _train_eval(config: str, sets: list[str], run_dir: Path) -> tuple[dict, Path]:

@@ -41,8 +41,9 @@ def test_bench_crops_quick(tmp_path):
 @pytest.mark.slow
 def test_fusion_ablation_quick(tmp_path):
     out = rows(run("fusion_ablation.py", "--quick", "--out", str(tmp_path / "ablation")))
-    for title in ("RGB full frame (light, 8x96x96)", "RGB crops (light, 8x2x2x48)", "2s-AGCN joint", "2s-AGCN bone",
-                  "late fusion joint+bone (1:1)", "CMTF joint+crops (cached)", "CMTF joint+bone+crops (cached)"):
+    for title in ("RGB full frame (light w16, 8x96x96)", "RGB crops (light w16, 8x2x2x48)", "2s-AGCN joint",
+                  "2s-AGCN bone", "late fusion joint+bone (1:1)", "CMTF joint+crops (cached)",
+                  "CMTF joint+bone+crops (cached)", "CMTF joint+bone, no RGB (cached; control)"):
         assert title in out, sorted(out)
         top1 = float(out[title][1].split(" ± ")[0])
         assert 0.0 <= top1 <= 100.0
