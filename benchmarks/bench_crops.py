@@ -106,8 +106,8 @@ def bench_train(clips: list[dict], root: str | None, batches: int, passes: int) 
         steps[f"{'whole frame' if modality == 'rgb' else 'crops'} {f}x{s}x{s}, light w{width}"] = epoch
     seconds = interleaved(steps, passes)
     base = next(iter(seconds.values()))
-    return [{"section": "train", "case": name, "per_s": len(picked) / sec, "unit": "clips/s", "vs_whole_frame": base / sec}
-            for name, sec in seconds.items()]
+    return [{"section": "train", "case": name, "per_s": len(picked) / sec, "unit": "clips/s",
+             "vs_whole_frame": base / sec} for name, sec in seconds.items()]
 
 
 def table(rows: list[dict]) -> str:

@@ -94,8 +94,8 @@ def _run_seed(seed: int, base: Path, common: list[str]) -> dict[str, dict]:
     for name, (config, extra) in STREAMS.items():
         results[name], best[name] = _train_eval(config, sets + extra, base / name)
     for name, streams in LATE.items():
-        results[name] = fusion_metrics([base / s / "eval" / "scores.csv" for s in streams], weights=[1.0] * len(streams),
-                                       class_names=list(IMIGUE_CLASSES))
+        files = [base / s / "eval" / "scores.csv" for s in streams]
+        results[name] = fusion_metrics(files, weights=[1.0] * len(streams), class_names=list(IMIGUE_CLASSES))
     encoders = [f"model.streams.{s}.checkpoint={best[s]}" for s in ("joint", "bone", "rgb_crops")]
     for name, (config, cache) in FUSIONS.items():
         cfg_sets = sets + [f"data.cache={base / cache}"]
@@ -140,8 +140,8 @@ def main() -> None:
     args = parser.parse_args()
     common = ["trainer.progress_bar=false", f"data.synthetic.root={args.out / 'data'}", *args.sets]
     if args.quick:
-        common += ["data.synthetic.subjects=3", "data.synthetic.videos_per_subject=1", "data.synthetic.val_fraction=0.5",
-                   "trainer.max_epochs=1", "data.rgb.num_frames=4"]
+        common += ["data.synthetic.subjects=3", "data.synthetic.videos_per_subject=1",
+                   "data.synthetic.val_fraction=0.5", "trainer.max_epochs=1", "data.rgb.num_frames=4"]
         args.seeds = args.seeds[:1]
     if args.data_only:
         from microgesture.train.datamodule import synthetic_annotations

@@ -94,7 +94,8 @@ class RandomErase:
     def __post_init__(self) -> None:
         lo, hi = self.area
         if not 0 <= self.p <= 1 or not 0 < lo <= hi < 1:
-            raise ConfigError(f"RandomErase: need p in [0, 1] and 0 < area[0] <= area[1] < 1, got {self.p}, {self.area}")
+            raise ConfigError(f"RandomErase: need p in [0, 1] and 0 < area[0] <= area[1] < 1, "
+                              f"got {self.p}, {self.area}")
 
     def __call__(self, sample: Sample, rng: np.random.Generator | None = None) -> Sample:
         rng = need_rng(rng, self)

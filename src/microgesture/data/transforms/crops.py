@@ -223,10 +223,11 @@ class CropBoxes:
                 continue
             found = region_box(kp, det, layout, REGIONS[name], width, self.smooth)
             if found is None:
+                looked = [n for s in REGIONS[name].joints for n in s if n in layout.joint_names]
                 warnings.warn(RegionMissingWarning(
                     f"clip {sample.get('frame_dir', '?')}: no joint of region {name!r} "
-                    f"({', '.join(n for s in REGIONS[name].joints for n in s if n in layout.joint_names) or 'none in layout ' + layout.name}) "
-                    f"is detected in any frame; its tile is blank (the mean colour)"), stacklevel=2)
+                    f"({', '.join(looked) or 'none in layout ' + layout.name}) is detected in any frame; "
+                    "its tile is blank (the mean colour)"), stacklevel=2)
                 boxes[name], lost[name] = None, None
                 continue
             boxes[name], seen = found
