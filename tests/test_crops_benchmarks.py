@@ -31,8 +31,9 @@ def rows(stdout: str) -> dict[str, list[str]]:
 @pytest.mark.slow
 def test_bench_crops_quick(tmp_path):
     out = rows(run("bench_crops.py", "--quick", "--data", str(tmp_path / "data"), "--threads", "1"))
-    for key in ("extract whole frame 8x96x96", "extract crops 8x96x96 (tiles 48)", "extract crops 16x224x224 (tiles 112)",
-                "train crops 8x96x96, light w16", "train whole frame 8x96x96, light w16"):
+    for key in ("extract whole frame 8x96x96", "extract crops 8x96x96 (tiles 48)",
+                "extract crops 16x224x224 (tiles 112)", "train crops 8x96x96, light w16",
+                "train whole frame 8x96x96, light w16"):
         assert key in out, sorted(out)
         rate = float(out[key][2].split()[0])
         assert math.isfinite(rate) and rate > 0
@@ -47,4 +48,5 @@ def test_fusion_ablation_quick(tmp_path):
         assert title in out, sorted(out)
         top1 = float(out[title][1].split(" ± ")[0])
         assert 0.0 <= top1 <= 100.0
-    assert (tmp_path / "ablation" / "ablation.md").is_file() and (tmp_path / "ablation" / "seed0" / "results.json").is_file()
+    assert (tmp_path / "ablation" / "ablation.md").is_file()
+    assert (tmp_path / "ablation" / "seed0" / "results.json").is_file()
