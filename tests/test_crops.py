@@ -312,7 +312,7 @@ def test_config_appearance_section_is_checked_and_reaches_the_pipeline():
 
     cfg = load_config("configs/synthetic/rgb_crops.yaml")
     spec = video_inputs(cfg)["rgb_crops"]
-    assert (spec.num_frames, spec.size) == (8, 96) and spec.augment.hue == 0.5
+    assert (spec.num_frames, spec.size) == (8, 96) and spec.augment.hue == 0.25
     with pytest.raises(ConfigError, match="data.rgb.appearance.hue"):
         load_config("configs/synthetic/rgb_crops.yaml", ["data.rgb.appearance.hue=2"])
     with pytest.raises(ConfigError, match="model.streams.rgb_crops.encoder"):
