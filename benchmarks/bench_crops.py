@@ -38,7 +38,7 @@ from microgesture.models.base import KINETICS_MEAN, KINETICS_STD  # noqa: E402
 from microgesture.models.light_rgb import build_light_rgb  # noqa: E402
 from microgesture.utils.io import write_text  # noqa: E402
 
-AUGMENT = VideoAugment(0.2, 0.2, 0.3, 0.25, 0.1, 0.1, 0.3, 0.1)  # configs/synthetic/rgb_crops.yaml
+AUGMENT = VideoAugment(box_jitter=0.1)  # configs/synthetic/rgb_crops.yaml
 DEMO = dict(frames=8, size=96, width=16, batch=16)  # the demo's RGB stream (apps/crops_demo.py)
 
 

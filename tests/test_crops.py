@@ -310,9 +310,9 @@ def test_config_appearance_section_is_checked_and_reaches_the_pipeline():
     from microgesture.train.config import load_config
     from microgesture.train.run import video_inputs
 
-    cfg = load_config("configs/synthetic/rgb_crops.yaml")
+    cfg = load_config("configs/synthetic/rgb_crops.yaml", ["data.rgb.appearance.hue=0.25"])
     spec = video_inputs(cfg)["rgb_crops"]
-    assert (spec.num_frames, spec.size) == (8, 96) and spec.augment.hue == 0.25
+    assert (spec.num_frames, spec.size) == (8, 96) and spec.augment.hue == 0.25 and spec.augment.box_jitter == 0.1
     with pytest.raises(ConfigError, match="data.rgb.appearance.hue"):
         load_config("configs/synthetic/rgb_crops.yaml", ["data.rgb.appearance.hue=2"])
     with pytest.raises(ConfigError, match="model.streams.rgb_crops.encoder"):
