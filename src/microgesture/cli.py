@@ -292,6 +292,8 @@ def _adapt_commands(sub) -> None:
     q.add_argument("--train-split", default="train", help="defines the head/medium/tail groups")
     q.add_argument("--out", type=Path, default=None, help="write the figures here (JSON)")
     q.set_defaults(func=cmd_adapt_quality)
+
+
 # -- faces ------------------------------------------------------------------------------------
 def cmd_extract_faces(a: argparse.Namespace) -> None:
     from microgesture.data.faces import FaceSettings, extract_faces
@@ -325,6 +327,14 @@ def _face_commands(sub) -> None:
                    help="skeleton: face boxes from the face joints of <name>_light_hand.csv (no detector)")
     f.add_argument("--overwrite", action="store_true", help="redo every video (also after changing settings)")
     f.set_defaults(func=cmd_extract_faces)
+
+
+def cmd_crops(a: argparse.Namespace) -> None:
+    from microgesture.apps.crops_preview import preview_crops
+
+    for path in preview_crops(a.annotations, a.clips, a.out, modalities=a.modality, size=a.size, frames=a.frames,
+                              video_root=a.video_root):
+        print(f"wrote {path}")
 
 
 # -- parser -----------------------------------------------------------------------------------
@@ -488,6 +498,20 @@ def _deploy_commands(sub) -> None:
     x.set_defaults(func=cmd_export)
 
 
+def _crop_commands(sub) -> None:
+    from microgesture.data.transforms.crops import CROP_GRIDS
+
+    c = sub.add_parser("crops", help="write PNG sheets of the skeleton-guided RGB crops of some clips")
+    c.add_argument("annotations", type=Path, help="an annotation file whose clips have videos")
+    c.add_argument("clips", nargs="+", help="clip ids (frame_dir), e.g. 0001_3")
+    c.add_argument("--out", type=Path, default=Path("crops_preview"))
+    c.add_argument("--modality", nargs="+", choices=list(CROP_GRIDS), default=["rgb_crops"])
+    c.add_argument("--size", type=_positive_int, default=96, help="clip size in pixels (tiles are half of it)")
+    c.add_argument("--frames", type=_positive_int, default=8)
+    c.add_argument("--video-root", type=Path, default=None, help="where relative video paths point")
+    c.set_defaults(func=cmd_crops)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="microgesture",
@@ -500,6 +524,7 @@ def build_parser() -> argparse.ArgumentParser:
     _adapt_commands(sub)
     _deploy_commands(sub)
     _face_commands(sub)
+    _crop_commands(sub)
     return p
 
 

@@ -14,5 +14,8 @@ MODALITIES: dict[str, str] = {
     "rgb": "video",  # frames at the skeleton's sampled instants
     "heatmap": "heatmap",  # joint and limb pseudo-heatmap volumes drawn from the keypoints (PoseC3D)
     "face": "video",  # aligned 112x112 face-track crops at the same instants (+ face_missing)
+    "rgb_crops": "video",  # skeleton-guided crops tiled 2x2: right hand, left hand, face, upper body
+    "rgb_hands": "video",  # the hands, tiled 2x2: close (top row) and with their surroundings (bottom row)
+    "rgb_face": "video",  # the face crop alone
 }
 SKELETON_STREAMS: tuple[str, ...] = tuple(m for m, kind in MODALITIES.items() if kind == "skeleton")

@@ -60,6 +60,32 @@ class AugmentConfig:
 
 
 @dataclass
+class AppearanceConfig:
+    """Appearance augmentation of the video streams in training (data/transforms/appearance.py).
+
+    Everything is off by default; one draw per clip. box_jitter moves and scales the crop boxes
+    of the crop modalities (rgb_crops, rgb_hands, rgb_face) by up to this fraction of their side.
+    """
+
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+    hue: float = 0.0  # fraction of pi
+    grayscale: float = 0.0  # probability
+    erase: float = 0.0  # probability of one randomly coloured rectangle
+    erase_clothing: float = 0.0  # probability of painting part of the torso (crop modalities)
+    box_jitter: float = 0.1
+
+    def check(self, prefix: str) -> None:
+        for name in ("brightness", "contrast", "saturation", "hue", "grayscale", "erase", "erase_clothing"):
+            value = getattr(self, name)
+            if not 0 <= value <= 1:
+                raise ConfigError(f"{prefix}.{name}: must be in [0, 1], got {value}")
+        if not 0 <= self.box_jitter < 0.5:
+            raise ConfigError(f"{prefix}.box_jitter: must be in [0, 0.5), got {self.box_jitter}")
+
+
+@dataclass
 class RGBDataConfig:
     """RGB clips, from the skeleton stream's own sampled frames so they never drift.
 
@@ -70,6 +96,7 @@ class RGBDataConfig:
     num_frames: int | None = None
     size: int | None = None  # crop size
     resize: int | None = None  # short side before cropping; default size * 8/7
+    appearance: AppearanceConfig = field(default_factory=AppearanceConfig)
 
     def check(self, prefix: str) -> None:
         for name in ("num_frames", "size", "resize"):

@@ -220,8 +220,8 @@ def encoders_meta(cfg: Any) -> dict[str, Any]:
         config = {**to_dict(enc), "layout": cfg.data.layout, "num_frames": cfg.data.num_frames}
         for key in ("checkpoint", "weights", "dropout"):  # files are identified by content; no dropout at eval
             config.pop(key, None)
-        if name in video:
-            config["video"] = to_dict(video[name])
+        if name in video:  # augmentation is for training only: tokens are extracted without it
+            config["video"] = {k: v for k, v in to_dict(video[name]).items() if k != "augment"}
         if enc.encoder == "posec3d":  # the volumes its tokens came from (the training crop plays no part)
             config["heatmap"] = {k: v for k, v in to_dict(cfg.data.heatmap).items() if k != "crop_area"}
         meta[name] = encoder_meta(name, config, enc.checkpoint or getattr(enc, "weights", None))

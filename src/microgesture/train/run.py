@@ -19,7 +19,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from microgesture.data.transforms.pipelines import VideoInput
+from microgesture.data.transforms.pipelines import VideoAugment, VideoInput
 from microgesture.errors import ConfigError, DataError
 from microgesture.eval.plots import plot_training_curves
 from microgesture.eval.scores import ScoreTable
@@ -62,7 +62,8 @@ def video_inputs(cfg: ExperimentConfig) -> dict[str, VideoInput]:
             encoder = cfg.model.streams[name].encoder
             raise ConfigError(f"data.rgb: the {encoder} encoder of stream {name!r} {'; '.join(problems)} "
                               f"(data.rgb.num_frames / data.rgb.size)")
-        out[name] = VideoInput(frames, size, tuple(spec.mean), tuple(spec.std), r.resize)
+        out[name] = VideoInput(frames, size, tuple(spec.mean), tuple(spec.std), r.resize,
+                               VideoAugment(**to_dict(r.appearance)))
     return out
 
 

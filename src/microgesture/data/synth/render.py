@@ -138,7 +138,7 @@ def _prepare(geom: Geometry) -> dict[str, np.ndarray]:
     out["mouth_ax"] = _p(np.stack([width * geom.head_ax[:, 0] * 0.9,
                                    tr["mouth_open"] * 0.12 * geom.head_ax[:, 1] + 0.01], -1))
     out["cheeks"] = _p(np.stack([_face(geom, mx - 0.55, my - 0.15), _face(geom, mx + 0.55, my - 0.15)], 1))
-    out["cheek_r"] = _p(0.22 * geom.head_ax[:, 0] * np.clip(tr["cheek"], 0, 1))
+    out["cheek_r"] = _p(0.3 * geom.head_ax[:, 0] * np.clip(tr["cheek"], 0, 1))  # puffed: visible in a face crop
     out["shoulders"] = _p(jt[:, [J["r_shoulder"], J["l_shoulder"]]])
     out["elbows"] = _p(jt[:, [J["r_elbow"], J["l_elbow"]]])
     out["wrists"] = _p(jt[:, [J["r_wrist"], J["l_wrist"]]])
@@ -260,4 +260,5 @@ def _head(img, d, f, look: Look, th, r_eye, ear_ax) -> None:
     if d["mouth_open"][f] > 0.15 and d["press"][f] < 0.5:
         cv2.ellipse(img, d["mouth_c"][f], d["mouth_ax"][f], deg, 0, 360, (70, 20, 25), -1, AA, SHIFT)
     lips = (60, 30, 30) if d["press"][f] > 0.5 else look.lips
-    cv2.polylines(img, [d["mouth"][f]], False, lips, th["line"], AA, SHIFT)
+    pressed = d["press"][f] > 0.5  # pressed lips: a thick dark line, a cue no joint carries
+    cv2.polylines(img, [d["mouth"][f]], False, lips, th["tie"] if pressed else th["line"], AA, SHIFT)

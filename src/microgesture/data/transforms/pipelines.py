@@ -6,6 +6,9 @@ sample's named modalities, composed in order.
       -> VideoFile -> RGBClip (rgb, from the skeleton's sampled frames)
       -> PersonBox -> [RandomBoxCrop when training] -> HeatmapVolume (heatmap, from the same keypoints)
       -> FaceClip (face and face_missing, from the face track at the same frames)
+      -> VideoFile -> CropFrames -> [EraseClothing] -> TileCrops (rgb_crops, rgb_hands, rgb_face:
+         skeleton-guided crops, whose boxes `CropBoxes` places on the whole clip before sampling)
+      -> [ColourJitter -> RandomErase] per video modality when training with appearance augmentation
 
 Sampling comes first so the statistics of Normalize describe the frames the network sees, and
 the work is done on few frames; the augmentations act in the neck-centred, shoulder-width frame;
@@ -17,7 +20,9 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
+from microgesture.data.transforms.appearance import ColourJitter, EraseClothing, RandomErase
 from microgesture.data.transforms.core import Compose, Transform
+from microgesture.data.transforms.crops import CROP_GRIDS, CropBoxes, CropFrames, TileCrops, crop_regions
 from microgesture.data.transforms.face import FaceClip
 from microgesture.data.transforms.features import FormatStream
 from microgesture.data.transforms.geometry import Normalize, RandomAffine, RandomFlip, SelectLayout
@@ -37,6 +42,24 @@ class Augment:
 
 
 @dataclass(frozen=True)
+class VideoAugment:
+    """Training-time appearance augmentation of a video modality (appearance.py); off by default.
+
+    colour jitter strengths, grey and erasing probabilities, the torso erasing probability
+    (crop modalities only) and the crop boxes' jitter (crop modalities only).
+    """
+
+    brightness: float = 0.0
+    contrast: float = 0.0
+    saturation: float = 0.0
+    hue: float = 0.0
+    grayscale: float = 0.0
+    erase: float = 0.0
+    erase_clothing: float = 0.0
+    box_jitter: float = 0.1
+
+
+@dataclass(frozen=True)
 class VideoInput:
     """How a video modality is loaded: frames, crop size, short side before cropping, normalisation."""
 
@@ -45,6 +68,7 @@ class VideoInput:
     mean: tuple[float, ...]
     std: tuple[float, ...]
     resize: int | None = None
+    augment: VideoAugment = VideoAugment()
 
 
 def skeleton_steps(*, layout: str, num_frames: int, train: bool, num_clips: int = 1,
@@ -83,14 +107,45 @@ def _skeleton_stream(name: str, opt: PipelineOptions) -> list[Transform]:
     return [FormatStream(name, opt.with_score)]
 
 
-def _video_clip(name: str, opt: PipelineOptions) -> list[Transform]:
+def _video_spec(name: str, opt: PipelineOptions) -> VideoInput:
     spec = opt.video.get(name)
     if spec is None:
         raise ConfigError(f"modality {name!r} is video: say how to load it (frames, size, normalisation)")
+    return spec
+
+
+def _appearance(name: str, spec: VideoInput, train: bool) -> list[Transform]:
+    a, mean, std = spec.augment, tuple(spec.mean), tuple(spec.std)
+    steps: list[Transform] = []
+    if train and (a.brightness or a.contrast or a.saturation or a.hue or a.grayscale):
+        steps.append(ColourJitter(name, mean, std, a.brightness, a.contrast, a.saturation, a.hue, a.grayscale))
+    if train and a.erase > 0:
+        steps.append(RandomErase(name, mean, std, a.erase))
+    return steps
+
+
+def _video_clip(name: str, opt: PipelineOptions) -> list[Transform]:
+    spec = _video_spec(name, opt)
     if name != "rgb":
         raise ConfigError(f"modality {name!r}: no pipeline step makes it yet")
     return [VideoFile(opt.video_root), RGBClip(spec.size, spec.num_frames, opt.train, tuple(spec.mean),
-                                               tuple(spec.std), spec.resize)]
+                                               tuple(spec.std), spec.resize), *_appearance(name, spec, opt.train)]
+
+
+def _crop_clip(name: str, opt: PipelineOptions) -> list[Transform]:
+    """Skeleton-guided crops (crops.py): full-resolution frames, regions tiled into one clip."""
+    spec = _video_spec(name, opt)
+    steps: list[Transform] = [VideoFile(opt.video_root), CropFrames(spec.num_frames)]
+    if opt.train and spec.augment.erase_clothing > 0:
+        steps.append(EraseClothing(spec.augment.erase_clothing))
+    steps.append(TileCrops(name, CROP_GRIDS[name], spec.size, opt.train, tuple(spec.mean), tuple(spec.std),
+                           spec.augment.box_jitter if opt.train else 0.0))
+    return steps + _appearance(name, spec, opt.train)
+
+
+def _crop_boxes(name: str, opt: PipelineOptions) -> list[Transform]:
+    torso = ("torso",) if opt.train and _video_spec(name, opt).augment.erase_clothing > 0 else ()
+    return [CropBoxes(crop_regions(name) + torso)]
 
 
 def _heatmap_volume(name: str, opt: PipelineOptions) -> list[Transform]:
@@ -110,6 +165,8 @@ STEPS_BY_KIND: dict[str, Callable[[str, PipelineOptions], list[Transform]]] = {
     "video": _video_clip,
     "heatmap": _heatmap_volume,
 }
+
+
 def _face_clip(name: str, opt: PipelineOptions) -> list[Transform]:
     spec = opt.video.get(name)
     if spec is None:
@@ -117,7 +174,14 @@ def _face_clip(name: str, opt: PipelineOptions) -> list[Transform]:
     return [FaceClip(spec.size, spec.num_frames, tuple(spec.mean), tuple(spec.std), opt.video_root)]
 
 
-STEPS_BY_MODALITY: dict[str, Callable[[str, PipelineOptions], list[Transform]]] = {"face": _face_clip}
+STEPS_BY_MODALITY: dict[str, Callable[[str, PipelineOptions], list[Transform]]] = {
+    "face": _face_clip, **{name: _crop_clip for name in CROP_GRIDS}
+}
+# Steps a modality needs on the whole clip, in pixels, before sampling (e.g. crop boxes placed from
+# the clip's joint extent); they run first, in the order of the requested modalities.
+CLIP_STEPS_BY_MODALITY: dict[str, Callable[[str, PipelineOptions], list[Transform]]] = {
+    name: _crop_boxes for name in CROP_GRIDS
+}
 
 
 def build_pipeline(
@@ -138,8 +202,9 @@ def build_pipeline(
     unknown = [m for m in modalities if m not in MODALITIES]
     if unknown:
         raise ConfigError(f"unknown modality {unknown[0]!r}; known: {', '.join(MODALITIES)}")
-    steps = skeleton_steps(layout=layout, num_frames=num_frames, train=train, num_clips=num_clips, augment=augment)
     opt = PipelineOptions(train, dict(video or {}), video_root, with_score, heatmap, layout)
+    steps = [s for m in modalities if m in CLIP_STEPS_BY_MODALITY for s in CLIP_STEPS_BY_MODALITY[m](m, opt)]
+    steps += skeleton_steps(layout=layout, num_frames=num_frames, train=train, num_clips=num_clips, augment=augment)
     # Skeleton streams first: later steps (crops, heatmaps) may read the sampled keypoints too.
     ordered = sorted(modalities, key=lambda m: MODALITIES[m] != "skeleton")
     for m in ordered:
