@@ -147,6 +147,45 @@ def cmd_demo(a: argparse.Namespace) -> None:
     run_demo(a.out, epochs=a.epochs, seed=a.seed)
 
 
+# -- your own video ---------------------------------------------------------------------------
+def _extract_options(a: argparse.Namespace):
+    from microgesture.data.pose.extract import ExtractOptions
+
+    return ExtractOptions(stride=a.stride, max_side=a.max_side, hands=a.hands, faces=not a.no_faces,
+                          mirrored=a.mirrored, lower_body=a.lower_body)
+
+
+def cmd_extract_pose(a: argparse.Namespace) -> int:
+    from microgesture.apps.pose import extract_pose
+
+    report = extract_pose(a.source, a.out, _extract_options(a), video_id=a.video_id, progress=not a.quiet)
+    print(report.describe())
+    print(f"wrote {a.out}")
+    return 1 if report.failed else 0
+
+
+def _video_commands(sub) -> None:
+    pose = argparse.ArgumentParser(add_help=False)
+    pose.add_argument("--stride", type=_positive_int, default=2,
+                      help="run the models on every N-th frame, interpolate between (default 2)")
+    pose.add_argument("--max-side", type=_positive_int, default=640,
+                      help="detection resolution: longer image side in pixels (default 640)")
+    pose.add_argument("--hands", choices=["auto", "always", "off"], default="auto",
+                      help="hand landmarks when a wrist is visible (auto), on every frame, or never")
+    pose.add_argument("--no-faces", action="store_true", help="no face detection (no choice among several people)")
+    pose.add_argument("--mirrored", action="store_true", help="the video is mirrored (a selfie recording)")
+    pose.add_argument("--lower-body", action="store_true", help="keep hips, knees and feet (iMiGUE has none)")
+    pose.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    x = sub.add_parser("extract-pose", parents=[pose],
+                       help="body, hand and face landmarks (MediaPipe) of a video or a folder of videos, "
+                            "written in the MiGA per-video layout")
+    x.add_argument("source", type=Path, help="a video file or a folder of videos")
+    x.add_argument("--out", type=Path, required=True, help="output folder (<vid:04d>/ per video; resumed)")
+    x.add_argument("--video-id", type=int, default=None, help="id of a single video (default: the next free one)")
+    x.set_defaults(func=cmd_extract_pose)
+
+
 # -- parser -----------------------------------------------------------------------------------
 def _data_commands(sub) -> None:
     data = sub.add_parser("data", help="create, import, check and summarise datasets")
@@ -263,6 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     _data_commands(sub)
     _model_commands(sub)
     _result_commands(sub)
+    _video_commands(sub)
     return p
 
 

@@ -204,6 +204,9 @@ def _open(path: str | Path) -> Iterator[av.container.InputContainer]:
     try:
         if not container.streams.video:
             raise DataError(path, "file has no video stream")
+        stream = container.streams.video[0]
+        if stream.codec_context is None:  # FFmpeg knows no decoder for this codec
+            raise DataError(path, "its video codec is not supported by this FFmpeg build (no decoder for it)")
         yield container
     finally:
         container.close()

@@ -90,9 +90,9 @@ def write_extraction(root: str | Path, video_id: int, extraction: Any, video: st
     write_skeleton(skeleton, extraction.frames, extraction.joints("miga35"))
     write_faces(face_path(root, video_id), extraction.face_boxes)
     manifest = {"format": FORMAT, "version": VERSION, "video_id": int(video_id), "extractor": EXTRACTOR,
-                "layout": "miga35", "source": source_signature(video), **extraction.describe(),
+                "layout": "miga35", **extraction.describe(),
                 "files": {"skeleton": skeleton.name, "faces": face_path(root, video_id).name}}
-    manifest["options"] = asdict(extraction.options)
+    manifest.update(source=source_signature(video), options=asdict(extraction.options))
     write_text(manifest_path(root, video_id), json.dumps(manifest, indent=2))
     return skeleton
 

@@ -30,7 +30,13 @@ from typing import Literal
 
 import numpy as np
 
-from microgesture.data.pose.mediapipe import HAND_POINTS, POSE_POINTS, MediaPipeModels, assign_hands
+from microgesture.data.pose.mediapipe import (
+    HAND_POINTS,
+    POSE_POINTS,
+    MediaPipeModels,
+    assign_hands,
+    quiet_native_stderr,
+)
 from microgesture.data.pose.people import Box, PersonTracker
 from microgesture.data.video import iter_frames, video_info
 from microgesture.domain.layouts import MEDIAPIPE75, convert_rows, get_layout
@@ -192,32 +198,29 @@ def extract_video(path: str | Path, options: ExtractOptions = ExtractOptions(), 
     faces = np.zeros((n, 5), dtype=np.float32)
     processed = np.zeros(n, dtype=bool)
     timer = _Timer()
-    bar = _progress(n, Path(path).name, progress)
     keep = lambda i: i % options.stride == 0 or i == n - 1  # noqa: E731
-    with MediaPipeModels(hands=options.hands != "off", faces=options.faces,
-                         min_visibility=options.min_visibility) as models:
+    last = -1
+    with quiet_native_stderr() as stderr, MediaPipeModels(
+            hands=options.hands != "off", faces=options.faces, min_visibility=options.min_visibility) as models:
+        bar = _progress(n, Path(path).name, progress, stderr)
         person = _Person(models, (w, h), options, timer)
         t = time.perf_counter()
-        last = -1
         for i, image in iter_frames(path, size=(w, h), keep=keep):
             t = timer.add("decode", t)
-            last = i
-            if i >= n:  # the decoder showed more frames than the packets said: stop at the index's count
+            if i >= n:  # the decoder showed more frames than the packets said: keep the index's count
                 break
+            last = i
             bar.update(1)
-            if image is None:
-                continue
-            if options.mirrored:
-                image = np.ascontiguousarray(image[:, ::-1])
-            points, face = person.process(image)
-            landmarks[i], faces[i] = _to_video_pixels(points, face, scale, w, options.mirrored)
-            processed[i] = True
+            if image is not None:
+                if options.mirrored:
+                    image = np.ascontiguousarray(image[:, ::-1])
+                points, face = person.process(image)
+                landmarks[i], faces[i] = _to_video_pixels(points, face, scale, w, options.mirrored)
+                processed[i] = True
             t = time.perf_counter()
-    bar.close()
+        bar.close()
     count = min(n, last + 1)
     landmarks, faces, processed = landmarks[:count], faces[:count], processed[:count]
-    if count and not processed[count - 1]:
-        processed[count - 1] = False  # the stream ended early: nothing to interpolate towards
     landmarks = interpolate_between(landmarks, processed)
     faces = _hold_faces(faces, processed)
     if not options.lower_body:
@@ -260,9 +263,9 @@ class _NoBar:
         pass
 
 
-def _progress(total: int, name: str, enabled: bool):
+def _progress(total: int, name: str, enabled: bool, stream=None):
     if not enabled:
         return _NoBar()
     from tqdm import tqdm
 
-    return tqdm(total=total, desc=f"pose {name}", unit="frame", file=sys.stderr, leave=False)
+    return tqdm(total=total, desc=f"pose {name}", unit="frame", file=stream or sys.stderr, leave=False)

