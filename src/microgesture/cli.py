@@ -164,7 +164,64 @@ def cmd_extract_pose(a: argparse.Namespace) -> int:
     return 1 if report.failed else 0
 
 
+def cmd_analyze(a: argparse.Namespace) -> None:
+    from microgesture.apps.analyze import AnalyzeOptions, analyze_video
+
+    options = AnalyzeOptions(extract=_extract_options(a), threshold=a.threshold, stride=a.window_stride,
+                             window=a.window, device=a.device)
+    analysis = analyze_video(a.video, a.checkpoint, a.out, emotion_checkpoint=a.emotion_checkpoint,
+                             options=options, progress=not a.quiet)
+    print(analysis.describe())
+
+
+def cmd_online_windows(a: argparse.Namespace) -> None:
+    from microgesture.data.windows import write_window_annotations
+
+    counts = write_window_annotations(a.annotations, a.out, length=a.length, stride=a.stride, core=a.core,
+                                      layout=a.layout)
+    print(f"{counts['windows']} windows ({counts['background']} background), left out: {counts['ambiguous']} "
+          f"ambiguous, {counts['no_person']} without a person")
+    print(f"wrote {a.out}")
+
+
+def cmd_online_evaluate(a: argparse.Namespace) -> None:
+    from microgesture.apps.online import evaluate_online
+
+    result = evaluate_online(a.checkpoint, a.data, a.out, split=a.split, threshold=a.threshold,
+                             tune_split=a.tune_split, stride=a.stride, device=a.device)
+    kit, strict = result["kit_rule"], result["one_to_one"]
+    print(f"{result['videos']} videos of split {result['split']!r}, threshold {result['threshold']:.2f}"
+          + (f" (tuned on {result['tuned_on']!r})" if result["tuned_on"] else ""))
+    print(f"segment F1 {kit['f1']:.4f} (precision {kit['precision']:.4f}, recall {kit['recall']:.4f}; "
+          f"{kit['found']} of {kit['truths']} found, {kit['predicted']} predicted); one-to-one F1 {strict['f1']:.4f}")
+    print(f"wrote {a.out}/metrics.json and <vid>_prediction.csv files")
+
+
+def _online_commands(sub) -> None:
+    o = sub.add_parser("online", help="online recognition: sliding windows over whole videos, segments, F1")
+    osub = o.add_subparsers(dest="online_command", required=True)
+    w = osub.add_parser("windows", help="cut an annotation file's videos into labelled windows (for training)")
+    w.add_argument("annotations", type=Path)
+    w.add_argument("--out", type=Path, required=True, help="window annotation file to write")
+    w.add_argument("--length", type=_positive_int, default=32, help="window length in frames (default 32)")
+    w.add_argument("--stride", type=_positive_int, default=8, help="frames between windows (default 8)")
+    w.add_argument("--core", type=float, default=0.5, help="central share of a window that decides its label")
+    w.add_argument("--layout", default="miga35")
+    w.set_defaults(func=cmd_online_windows)
+    e = osub.add_parser("evaluate", help="segments and the MiGA segment F1 on every video of a split")
+    e.add_argument("--checkpoint", type=Path, required=True)
+    e.add_argument("--data", type=Path, required=True, help="annotation file whose videos are scored")
+    e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--split", default="test")
+    e.add_argument("--threshold", type=float, default=None, help="decoding threshold (default: tuned on --tune-split)")
+    e.add_argument("--tune-split", default="val")
+    e.add_argument("--stride", type=_positive_int, default=4, help="frames between windows (default 4)")
+    e.add_argument("--device", default=None)
+    e.set_defaults(func=cmd_online_evaluate)
+
+
 def _video_commands(sub) -> None:
+    _online_commands(sub)
     pose = argparse.ArgumentParser(add_help=False)
     pose.add_argument("--stride", type=_positive_int, default=2,
                       help="run the models on every N-th frame, interpolate between (default 2)")
@@ -184,6 +241,20 @@ def _video_commands(sub) -> None:
     x.add_argument("--out", type=Path, required=True, help="output folder (<vid:04d>/ per video; resumed)")
     x.add_argument("--video-id", type=int, default=None, help="id of a single video (default: the next free one)")
     x.set_defaults(func=cmd_extract_pose)
+
+    an = sub.add_parser("analyze", parents=[pose],
+                        help="your own video: pose, micro-gesture segments over time, emotion estimate, HTML report")
+    an.add_argument("video", type=Path)
+    an.add_argument("--checkpoint", type=Path, required=True, help="a trained MG model (ideally an online one)")
+    an.add_argument("--emotion-checkpoint", type=Path, default=None, help="a trained model whose task is emotion")
+    an.add_argument("--out", type=Path, required=True, help="folder for analysis.json, segments.csv, timeline.png, "
+                                                           "report.html")
+    an.add_argument("--threshold", type=float, default=0.5, help="decoding threshold (default 0.5)")
+    an.add_argument("--window", type=_positive_int, default=None,
+                    help="window length in frames at 25 frames/s (default: the model's data.num_frames)")
+    an.add_argument("--window-stride", type=_positive_int, default=4, help="frames between windows (default 4)")
+    an.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    an.set_defaults(func=cmd_analyze)
 
 
 # -- parser -----------------------------------------------------------------------------------
