@@ -50,14 +50,14 @@ def import_mediapipe() -> Any:
 def quiet_native_stderr() -> Iterator[IO[str] | None]:
     """Silence what MediaPipe's C++ side prints on file descriptor 2 (TensorFlow Lite and absl
     notices at start-up and first inference) while the block runs; yields a text stream on the
-    original stderr for our own progress bar, or None when stderr is not a file descriptor."""
+    original stderr for our own progress bar, or None when there is no descriptor 2."""
+    fd = 2  # the C++ side writes to descriptor 2 whatever sys.stderr is
     try:
         sys.stderr.flush()
-        fd = sys.stderr.fileno()
+        saved = os.dup(fd)
     except (AttributeError, OSError, ValueError):
         yield None
         return
-    saved = os.dup(fd)
     devnull = os.open(os.devnull, os.O_WRONLY)
     stream = os.fdopen(os.dup(saved), "w", buffering=1)
     os.dup2(devnull, fd)
