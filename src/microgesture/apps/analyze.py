@@ -32,7 +32,7 @@ from microgesture.data.formats.miga import read_skeleton, skeleton_path
 from microgesture.data.formats.sequences import Sequence
 from microgesture.data.pose.extract import ExtractOptions, extract_video
 from microgesture.domain.classes import IMIGUE_CLASSES, raw_from_class_index
-from microgesture.domain.layouts import MIGA35, convert_rows, get_layout
+from microgesture.domain.layouts import MIGA35
 from microgesture.eval.segments import Segment
 from microgesture.utils.io import write_text
 from microgesture.utils.paths import check_output_dir
@@ -67,7 +67,8 @@ class Analysis:
     person_frames: int
     emotion: dict[str, Any] | None
     notes: list[str]
-    timings: dict[str, float]
+    timings: dict[str, float]  # wall-clock seconds per stage
+    cpu_timings: dict[str, float]  # CPU seconds per stage (all threads of the process)
     files: dict[str, str]
 
     def describe(self) -> str:
@@ -81,9 +82,10 @@ class Analysis:
         if self.emotion:
             lines.append(f"emotion estimate: {self.emotion['label']} (confidence {self.emotion['confidence']:.2f})")
         lines += [f"note: {n}" for n in self.notes]
-        total = sum(self.timings.values())
+        total, cpu = sum(self.timings.values()), sum(self.cpu_timings.values())
         lines.append("time: " + ", ".join(f"{k} {v:.1f} s" for k, v in self.timings.items())
-                     + f" (total {total:.1f} s, {self.num_frames / max(total, 1e-9):.1f} frames/s)")
+                     + f" (total {total:.1f} s, {self.num_frames / max(total, 1e-9):.1f} frames/s; "
+                       f"CPU {cpu:.1f} s)")
         lines.append(f"report: {self.files['report']}")
         return "\n".join(lines)
 
@@ -101,7 +103,8 @@ def _pose(video: Path, out_dir: Path, options: ExtractOptions, progress: bool) -
     _, joints = read_skeleton(skeleton_path(root, VIDEO_ID))
     faces = read_faces(root / f"{VIDEO_ID:04d}" / f"{VIDEO_ID:04d}_face.csv")
     manifest = read_manifest(root, VIDEO_ID)
-    manifest["timings"] = {k: 0.0 for k in manifest.get("timings", {})}  # nothing was spent this time
+    for key in ("timings", "cpu_timings"):  # nothing was spent on them this time
+        manifest[key] = {k: 0.0 for k in manifest.get(key, {})}
     return manifest, joints.astype(np.float32), faces
 
 
@@ -146,26 +149,28 @@ def _segment_rows(segments: list[Segment], names: list[str], fps: float) -> list
 # ----------------------------------------------------------------------------- the workflow
 
 
-def analyze_video(video: str | Path, checkpoint: str | Path, out_dir: str | Path, *,
-                  emotion_checkpoint: str | Path | None = None, options: AnalyzeOptions = AnalyzeOptions(),
-                  progress: bool = True) -> Analysis:
-    """Analyse `video` with an MG checkpoint (and optionally an emotion one) into `out_dir` (module doc)."""
+def analyze_video(video: str | Path, checkpoint: str | Path | OnlineModel, out_dir: str | Path, *,
+                  emotion_checkpoint: str | Path | OnlineModel | None = None,
+                  options: AnalyzeOptions = AnalyzeOptions(), progress: bool = True) -> Analysis:
+    """Analyse `video` with an MG checkpoint (and optionally an emotion one) into `out_dir` (module doc).
+
+    Either model may also be given already loaded (`OnlineModel`), as the benchmark does."""
     from microgesture.apps.report_html import key_frames, write_report
     from microgesture.eval.timeline import plot_timeline
 
     video, out_dir = Path(video), check_output_dir(out_dir)
     options.extract.check()
-    model = load_online_model(checkpoint, task="mg", window=options.window, device=options.device)
-    emotion_model = None if emotion_checkpoint is None else load_online_model(
-        emotion_checkpoint, task="emotion", device=options.device)
+    model = checkpoint if isinstance(checkpoint, OnlineModel) else load_online_model(
+        checkpoint, task="mg", window=options.window, device=options.device)
+    emotion_model = emotion_checkpoint if isinstance(emotion_checkpoint, OnlineModel) or emotion_checkpoint is None \
+        else load_online_model(emotion_checkpoint, task="emotion", device=options.device)
     manifest, joints, faces = _pose(video, out_dir, options.extract, progress)
-    timings = {"decode": manifest["timings"].get("decode", 0.0), "pose": manifest["timings"].get("pose", 0.0),
-               "hands/face": manifest["timings"].get("hands", 0.0) + manifest["timings"].get("faces", 0.0)}
+    timings, cpu_timings = (_extraction_stages(manifest.get(key, {})) for key in ("timings", "cpu_timings"))
     seq = _sequence(joints, manifest)
     fps = seq.fps or 25.0
     found = (joints[..., 2] > 0).any(axis=-1)
     notes = _notes(model, found, emotion_model)
-    t = time.perf_counter()
+    t = _now()
     decoding = decode_options(model, fps, threshold=options.threshold, min_seconds=options.min_seconds,
                               merge_seconds=options.merge_seconds)
     result = recognise(model, seq, decoding, stride=options.stride)
@@ -173,9 +178,8 @@ def analyze_video(video: str | Path, checkpoint: str | Path, out_dir: str | Path
     if emotion_model is not None:
         emotion = video_emotion(emotion_model, seq)
         if emotion is not None:
-            emotion["checkpoint"] = str(emotion_checkpoint)
-    timings["recognition"] = time.perf_counter() - t
-    t = time.perf_counter()
+            emotion["checkpoint"] = _name(emotion_checkpoint)
+    t = _stage(timings, cpu_timings, "recognition", t)
     names = model.class_names
     strength = _strength(result.frame_probs, model.background)
     title = f"{video.name}: {len(result.segments)} segment(s)"
@@ -188,7 +192,7 @@ def analyze_video(video: str | Path, checkpoint: str | Path, out_dir: str | Path
                   "width": manifest["width"], "height": manifest["height"]},
         "person_frames": int(found.sum()),
         "extraction": {k: manifest[k] for k in ("extractor", "options", "frames_with_person", "processed_frames")},
-        "model": {"checkpoint": str(checkpoint), "classes": names, "window_frames_at_25fps": model.window,
+        "model": {"checkpoint": _name(checkpoint), "classes": names, "window_frames_at_25fps": model.window,
                   "background_class": None if model.background is None else names[model.background],
                   "window_stride_at_25fps": options.stride},
         "decoding": asdict(decoding),
@@ -197,13 +201,33 @@ def analyze_video(video: str | Path, checkpoint: str | Path, out_dir: str | Path
         "notes": notes,
     }
     write_report(out_dir / "report.html", summary, out_dir / "timeline.png", frames)
-    timings["report"] = time.perf_counter() - t
+    _stage(timings, cpu_timings, "report", t)
     summary["timings"] = {k: round(v, 3) for k, v in timings.items()}
+    summary["cpu_timings"] = {k: round(v, 3) for k, v in cpu_timings.items()}
     write_text(out_dir / "analysis.json", json.dumps(summary, indent=2))
     files = {name: str(out_dir / name) for name in ("analysis.json", "segments.csv", "timeline.png")}
     files["report"] = str(out_dir / "report.html")
     return Analysis(out_dir, result.segments, names, fps, seq.num_frames, int(found.sum()), emotion, notes,
-                    timings, files)
+                    timings, cpu_timings, files)
+
+
+def _now() -> tuple[float, float]:
+    return time.perf_counter(), time.process_time()
+
+
+def _stage(wall: dict, cpu: dict, name: str, since: tuple[float, float]) -> tuple[float, float]:
+    now = _now()
+    wall[name], cpu[name] = now[0] - since[0], now[1] - since[1]
+    return now
+
+
+def _extraction_stages(seconds: dict[str, float]) -> dict[str, float]:
+    return {"decode": seconds.get("decode", 0.0), "pose": seconds.get("pose", 0.0),
+            "hands/face": seconds.get("hands", 0.0) + seconds.get("faces", 0.0)}
+
+
+def _name(model: str | Path | OnlineModel) -> str:
+    return "a model loaded by the caller" if isinstance(model, OnlineModel) else str(model)
 
 
 def _notes(model: OnlineModel, found: np.ndarray, emotion_model: OnlineModel | None) -> list[str]:
@@ -219,11 +243,6 @@ def _notes(model: OnlineModel, found: np.ndarray, emotion_model: OnlineModel | N
     if emotion_model is not None and not found.any():
         notes.append("no emotion estimate: nobody was seen")
     return notes
-
-
-def layout_joints(joints: np.ndarray, layout: str) -> np.ndarray:
-    """miga35 rows in another layout (for drawing)."""
-    return convert_rows(joints, MIGA35, get_layout(layout))
 
 
 # ----------------------------------------------------------------------------- for the demo

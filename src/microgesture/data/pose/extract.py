@@ -9,15 +9,18 @@ The loop, per decoded frame i:
 3. faces are looked for every `face_every` processed frames, and at every processed frame while
    nobody is followed; the person to analyse is chosen and followed as people.py says (pose on
    a crop around them when several faces are in view);
-4. hands run when a pose wrist is visible (`hands="auto"`), on every processed frame
-   (`"always"`) or never (`"off"`); each hand goes to the nearer pose wrist;
+4. hands run on every `hands_every`-th processed frame, when a pose wrist is visible
+   (`hands="auto"`), always (`"always"`) or never (`"off"`); each hand goes to the nearer pose
+   wrist; between two hand runs the hand landmarks are interpolated as in 2 (a run that found no
+   hand, or was skipped because no wrist was visible, counts as a run: nothing is bridged across it);
 5. a mirrored video (a selfie recording) is flipped before the models see it and the x
    coordinates flipped back, so sides stay the person's own.
 
 Coordinates are pixels of the original video. Lower-body landmarks (BlazePose 23-32) are
 dropped unless `lower_body`: iMiGUE's OpenPose skeletons of seated players have none, and no
 model trained on them (or on our synthetic data) has seen them. The time spent in each stage is
-recorded (`timings`: decode, pose, hands, faces, seconds).
+recorded (`timings`: decode, pose, hands, faces, wall-clock seconds; `cpu_timings`: the process's
+CPU seconds, all threads, which a loaded machine inflates far less than wall-clock time).
 """
 
 from __future__ import annotations
@@ -53,6 +56,7 @@ class ExtractOptions:
     stride: int = 2
     max_side: int = 640
     hands: Literal["auto", "always", "off"] = "auto"
+    hands_every: int = 2
     faces: bool = True
     face_every: int = 10
     mirrored: bool = False
@@ -60,8 +64,9 @@ class ExtractOptions:
     min_visibility: float = 0.5
 
     def check(self) -> None:
-        if self.stride < 1 or self.face_every < 1:
-            raise ConfigError(f"stride and face_every must be >= 1, got {self.stride} and {self.face_every}")
+        if min(self.stride, self.face_every, self.hands_every) < 1:
+            raise ConfigError(f"stride, hands_every and face_every must be >= 1, got {self.stride}, "
+                              f"{self.hands_every} and {self.face_every}")
         if self.max_side < 64:
             raise ConfigError(f"max_side must be at least 64 pixels, got {self.max_side}")
         if self.hands not in ("auto", "always", "off"):
@@ -82,6 +87,7 @@ class Extraction:
     processed: np.ndarray  # [T] bool: the models ran on this frame
     options: ExtractOptions
     timings: dict[str, float] = field(default_factory=dict)
+    cpu_timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def num_frames(self) -> int:
@@ -104,7 +110,8 @@ class Extraction:
         return {"source": self.source, "fps": self.fps, "width": self.size[0], "height": self.size[1],
                 "frames": self.num_frames, "frames_with_person": int(found.sum()),
                 "processed_frames": int(self.processed.sum()), "options": asdict(self.options),
-                "timings": {k: round(v, 3) for k, v in self.timings.items()}}
+                "timings": {k: round(v, 3) for k, v in self.timings.items()},
+                "cpu_timings": {k: round(v, 3) for k, v in self.cpu_timings.items()}}
 
 
 def interpolate_between(landmarks: np.ndarray, processed: np.ndarray) -> np.ndarray:
@@ -125,12 +132,20 @@ def interpolate_between(landmarks: np.ndarray, processed: np.ndarray) -> np.ndar
 
 
 class _Timer:
+    """Wall-clock and CPU seconds per stage; `add` returns the time a next stage starts from."""
+
     def __init__(self) -> None:
         self.seconds: dict[str, float] = {"decode": 0.0, "pose": 0.0, "hands": 0.0, "faces": 0.0}
+        self.cpu: dict[str, float] = dict(self.seconds)
 
-    def add(self, stage: str, since: float) -> float:
-        now = time.perf_counter()
-        self.seconds[stage] += now - since
+    @staticmethod
+    def now() -> tuple[float, float]:
+        return time.perf_counter(), time.process_time()
+
+    def add(self, stage: str, since: tuple[float, float]) -> tuple[float, float]:
+        now = self.now()
+        self.seconds[stage] += now[0] - since[0]
+        self.cpu[stage] += now[1] - since[1]
         return now
 
 
@@ -143,9 +158,9 @@ class _Person:
         self.roi: Box | None = None
         self.count = 0
 
-    def process(self, image: np.ndarray) -> tuple[np.ndarray, Box | None]:
-        """[75, 3] landmarks in `image` pixels and the followed face."""
-        opt, t = self.options, time.perf_counter()
+    def process(self, image: np.ndarray) -> tuple[np.ndarray, Box | None, bool]:
+        """[75, 3] landmarks in `image` pixels, the followed face, and whether hands were looked for."""
+        opt, t = self.options, self.timer.now()
         if opt.faces and (self.count % opt.face_every == 0 or self.tracker.target is None):
             self.tracker.update(self.models.faces(image))
             t = self.timer.add("faces", t)
@@ -154,19 +169,20 @@ class _Person:
         pose = self.models.pose(image, self.roi)
         t = self.timer.add("pose", t)
         out = np.zeros((MEDIAPIPE75.num_joints, 3), dtype=np.float32)
+        hand_turn = opt.hands != "off" and (self.count - 1) % opt.hands_every == 0
         if pose is None:
-            return out, self.tracker.target
+            return out, self.tracker.target, hand_turn
         out[:POSE_POINTS] = pose
         if pose[0, 2] > 0:
             self.tracker.move_to(float(pose[0, 0]), float(pose[0, 1]))
         wrists_seen = pose[15, 2] > 0 or pose[16, 2] > 0
-        if opt.hands == "always" or (opt.hands == "auto" and wrists_seen):
+        if hand_turn and (opt.hands == "always" or wrists_seen):
             right, left = assign_hands(pose, self.models.hands(image, self.roi))
             self.timer.add("hands", t)
             for hand, start in ((right, POSE_POINTS), (left, POSE_POINTS + HAND_POINTS)):
                 if hand is not None:
                     out[start:start + HAND_POINTS] = hand
-        return out, self.tracker.target
+        return out, self.tracker.target, hand_turn
 
     def _place_crop(self, roi: Box | None) -> None:
         if roi is None or self.roi is None:
@@ -197,6 +213,7 @@ def extract_video(path: str | Path, options: ExtractOptions = ExtractOptions(), 
     landmarks = np.zeros((n, MEDIAPIPE75.num_joints, 3), dtype=np.float32)
     faces = np.zeros((n, 5), dtype=np.float32)
     processed = np.zeros(n, dtype=bool)
+    hands_ran = np.zeros(n, dtype=bool)
     timer = _Timer()
     keep = lambda i: i % options.stride == 0 or i == n - 1  # noqa: E731
     last = -1
@@ -204,7 +221,7 @@ def extract_video(path: str | Path, options: ExtractOptions = ExtractOptions(), 
             hands=options.hands != "off", faces=options.faces, min_visibility=options.min_visibility) as models:
         bar = _progress(n, Path(path).name, progress, stderr)
         person = _Person(models, (w, h), options, timer)
-        t = time.perf_counter()
+        t = timer.now()
         for i, image in iter_frames(path, size=(w, h), keep=keep):
             t = timer.add("decode", t)
             if i >= n:  # the decoder showed more frames than the packets said: keep the index's count
@@ -214,19 +231,21 @@ def extract_video(path: str | Path, options: ExtractOptions = ExtractOptions(), 
             if image is not None:
                 if options.mirrored:
                     image = np.ascontiguousarray(image[:, ::-1])
-                points, face = person.process(image)
+                points, face, hands_ran[i] = person.process(image)
                 landmarks[i], faces[i] = _to_video_pixels(points, face, scale, w, options.mirrored)
                 processed[i] = True
-            t = time.perf_counter()
+            t = timer.now()
         bar.close()
     count = min(n, last + 1)
-    landmarks, faces, processed = landmarks[:count], faces[:count], processed[:count]
-    landmarks = interpolate_between(landmarks, processed)
+    landmarks, faces, processed, hands_ran = landmarks[:count], faces[:count], processed[:count], hands_ran[:count]
+    landmarks[:, :POSE_POINTS] = interpolate_between(landmarks[:, :POSE_POINTS], processed)
+    if options.hands != "off":
+        landmarks[:, POSE_POINTS:] = interpolate_between(landmarks[:, POSE_POINTS:], hands_ran)
     faces = _hold_faces(faces, processed)
     if not options.lower_body:
         landmarks[:, LOWER_BODY] = 0
     return Extraction(str(path), float(info.fps), (info.width, info.height), landmarks, faces, processed,
-                      options, timer.seconds)
+                      options, timer.seconds, timer.cpu)
 
 
 def _to_video_pixels(points: np.ndarray, face: Box | None, scale: float, width: int,
