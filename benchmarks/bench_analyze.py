@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from microgesture.apps.analyze import AnalyzeOptions, analyze_video
-from microgesture.apps.online import OnlineModel
+from microgesture.apps.online import untrained_online_model
 from microgesture.data.pose.extract import ExtractOptions, extract_video
 from microgesture.data.synth.generate import synth_video
 from microgesture.data.synth.schedule import plan_dataset
@@ -88,18 +88,9 @@ def run_setting(video: Path, options: ExtractOptions) -> dict:
     return {"frames": ex.num_frames, "wall": wall, "cpu": cpu, **ex.timings, "joints": ex.joints("miga35")}
 
 
-def untrained_model() -> OnlineModel:
-    import torch
-
-    from microgesture.train.config import load_config
-    from microgesture.train.module import Classifier
-    from microgesture.typed_config import to_dict
-
+def untrained_model():
     config = Path(__file__).resolve().parents[1] / "configs" / "synthetic" / "online_agcn.yaml"
-    cfg = load_config(config)
-    names = list(IMIGUE_CLASSES) + [BACKGROUND]
-    module = Classifier(to_dict(cfg), num_classes=len(names), class_names=names, layout=cfg.data.layout)
-    return OnlineModel(module.eval(), "mg", cfg.data.num_frames, torch.device("cpu"))
+    return untrained_online_model(config, list(IMIGUE_CLASSES) + [BACKGROUND])
 
 
 def main() -> None:

@@ -82,6 +82,18 @@ def load_online_model(checkpoint: str | Path, *, task: str = "mg", window: int |
     return OnlineModel(module.to(dev).eval(), task, window or module.cfg.data.num_frames, dev)
 
 
+def untrained_online_model(config: str | Path, class_names: list[str], device: str = "cpu") -> OnlineModel:
+    """A model of a config's architecture with initial weights: for speed measurements and for
+    tests that only need the plumbing (its outputs mean nothing)."""
+    from microgesture.train.config import load_config
+    from microgesture.train.module import Classifier
+    from microgesture.typed_config import to_dict
+
+    cfg = load_config(config)
+    module = Classifier(to_dict(cfg), num_classes=len(class_names), class_names=class_names, layout=cfg.data.layout)
+    return OnlineModel(module.eval(), "mg", cfg.data.num_frames, torch.device(device))
+
+
 @torch.no_grad()
 def window_scores(model: OnlineModel, seq: Sequence, *, fps: float | None = None, stride: int = 4
                   ) -> tuple[np.ndarray, int, np.ndarray]:

@@ -10,8 +10,10 @@ The loop, per decoded frame i:
    nobody is followed; the person to analyse is chosen and followed as people.py says (pose on
    a crop around them when several faces are in view);
 4. hands run on every `hands_every`-th processed frame, when a pose wrist is visible
-   (`hands="auto"`), always (`"always"`) or never (`"off"`); each hand goes to the nearer pose
-   wrist; between two hand runs the hand landmarks are interpolated as in 2 (a run that found no
+   (`hands="auto"`), always (`"always"`) or never (`"off"`), on a crop around the person's upper
+   body (from the pose; it follows the person and is re-placed when they move out of it): the
+   palm detector looks at the whole image it is given, and finds the hands of a small, standing
+   person only on such a crop. Each hand goes to the nearer pose wrist; between two hand runs the hand landmarks are interpolated as in 2 (a run that found no
    hand, or was skipped because no wrist was visible, counts as a run: nothing is bridged across it);
 5. a mirrored video (a selfie recording) is flipped before the models see it and the x
    coordinates flipped back, so sides stay the person's own.
@@ -46,7 +48,9 @@ from microgesture.domain.layouts import MEDIAPIPE75, convert_rows, get_layout
 from microgesture.errors import ConfigError
 
 LOWER_BODY = tuple(range(23, 33))  # BlazePose hips, knees, ankles, heels, feet
-_ROI_MOVE = 0.25  # the pose crop is re-placed (and the tracker reset) when it moved this much
+_ROI_MOVE = 0.25  # a crop is re-placed (and its tracker reset) when it should move this much
+_HAND_CROP = 0.75  # half the side of the hand crop, in upper-body extents
+UPPER_BODY = tuple(range(23))  # BlazePose face, arms and hands: what the hands' crop must hold
 
 
 @dataclass(frozen=True)
@@ -156,6 +160,8 @@ class _Person:
         self.models, self.options, self.timer = models, options, timer
         self.tracker = PersonTracker(size)
         self.roi: Box | None = None
+        self.hand_roi: Box | None = None
+        self.size = size
         self.count = 0
 
     def process(self, image: np.ndarray) -> tuple[np.ndarray, Box | None, bool]:
@@ -177,7 +183,8 @@ class _Person:
             self.tracker.move_to(float(pose[0, 0]), float(pose[0, 1]))
         wrists_seen = pose[15, 2] > 0 or pose[16, 2] > 0
         if hand_turn and (opt.hands == "always" or wrists_seen):
-            right, left = assign_hands(pose, self.models.hands(image, self.roi))
+            self._place_hand_crop(pose)
+            right, left = assign_hands(pose, self.models.hands(image, self.hand_roi))
             self.timer.add("hands", t)
             for hand, start in ((right, POSE_POINTS), (left, POSE_POINTS + HAND_POINTS)):
                 if hand is not None:
@@ -185,14 +192,27 @@ class _Person:
         return out, self.tracker.target, hand_turn
 
     def _place_crop(self, roi: Box | None) -> None:
-        if roi is None or self.roi is None:
-            moved = (roi is None) != (self.roi is None)
-        else:
-            shift = max(abs(roi.x0 - self.roi.x0), abs(roi.x1 - self.roi.x1), abs(roi.y0 - self.roi.y0))
-            moved = shift > _ROI_MOVE * max(self.roi.width, 1.0)
-        if moved:
+        if _moved(self.roi, roi):
             self.roi = roi
             self.models.reset_pose()
+
+    def _place_hand_crop(self, pose: np.ndarray) -> None:
+        seen = pose[list(UPPER_BODY)]
+        seen = seen[seen[:, 2] > 0, :2]
+        (x0, y0), (x1, y1) = seen.min(axis=0), seen.max(axis=0)
+        cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, _HAND_CROP * max(x1 - x0, y1 - y0, 8.0)
+        roi = Box(cx - half, cy - half, cx + half, cy + half).clip(self.size)
+        if _moved(self.hand_roi, roi):
+            self.hand_roi = roi
+            self.models.reset_hands()
+
+
+def _moved(old: Box | None, new: Box | None) -> bool:
+    """A crop must be re-placed: it appears or goes, or an edge moved by _ROI_MOVE of its width."""
+    if old is None or new is None:
+        return (old is None) != (new is None)
+    shift = max(abs(new.x0 - old.x0), abs(new.x1 - old.x1), abs(new.y0 - old.y0), abs(new.y1 - old.y1))
+    return shift > _ROI_MOVE * max(old.width, 1.0)
 
 
 def _detection_size(width: int, height: int, max_side: int) -> tuple[int, int, float]:

@@ -152,6 +152,10 @@ class MediaPipeModels:
         """Forget the pose tracker's state (its crop moved: the old landmarks no longer fit)."""
         self._pose.reset()
 
+    def reset_hands(self) -> None:
+        if self._hands is not None:
+            self._hands.reset()
+
     def close(self) -> None:
         for model in (self._pose, self._hands, self._faces):
             if model is not None:
