@@ -41,11 +41,11 @@ def _train(windows: Path, out: Path, *extra: str) -> Path:
 def setup(tmp_path_factory):
     root = tmp_path_factory.mktemp("analyze")
     generate_dataset(root / "data", subjects=3, videos_per_subject=1, seed=2, video=True, seconds=4.0)
-    import_miga_to_file(root / "data", root / "ann.pkl", val_fraction=0.2, seed=0)
-    write_window_annotations(root / "ann.pkl", root / "windows.pkl", length=WINDOW, stride=4)
+    import_miga_to_file(root / "data", root / "annotations_val0.2.pkl", val_fraction=0.2, seed=0)  # the demo's name
+    write_window_annotations(root / "annotations_val0.2.pkl", root / "windows.pkl", length=WINDOW, stride=4)
     mg = _train(root / "windows.pkl", root / "mg")
     emotion = _train(root / "windows.pkl", root / "emotion", "task.kind=emotion", "task.monitor=val_loss")
-    data = load_annotations(root / "ann.pkl")
+    data = load_annotations(root / "annotations_val0.2.pkl")
     test_video = next(v for v in data["videos"] if v["video_id"] == 3)
     return root, mg, emotion, rgb_path(root / "data", test_video["video_id"]), data
 
@@ -123,8 +123,25 @@ def test_window_scores_follow_the_frame_rate(setup):
 
 def test_evaluate_online_writes_predictions_and_f1(setup, tmp_path):
     root, mg, _, _, _ = setup
-    result = evaluate_online(mg, root / "ann.pkl", tmp_path / "eval", split="test", tune_split="val", device="cpu")
+    result = evaluate_online(mg, root / "annotations_val0.2.pkl", tmp_path / "eval", split="test", tune_split="val", device="cpu")
     assert result["videos"] == 1 and 0 <= result["kit_rule"]["f1"] <= 2 and result["tuned_on"] == "val"
     assert (tmp_path / "eval" / "0003_prediction.csv").is_file()
     with pytest.raises(ConfigError):
-        evaluate_online(mg, root / "ann.pkl", tmp_path / "e2", split="test", tune_split="test", device="cpu")
+        evaluate_online(mg, root / "annotations_val0.2.pkl", tmp_path / "e2", split="test", tune_split="test", device="cpu")
+
+
+def test_demo_hook_analyses_a_held_out_video(setup, tmp_path):
+    from microgesture.apps.analyze import analyze_demo_video
+
+    root, mg, _, video, data = setup
+    demo = tmp_path / "demo_out"
+    (demo / "data").mkdir(parents=True)
+    (demo / "data" / "seed2_s3x1_192x144").symlink_to(root)  # the layout `microgesture demo` leaves
+    (demo / "joint" / "checkpoints").mkdir(parents=True)
+    (demo / "joint" / "checkpoints" / "best.ckpt").symlink_to(mg)
+    report = analyze_demo_video(demo)
+    assert report == demo / "analysis" / "report.html" and report.is_file()
+    summary = json.loads((demo / "analysis" / "analysis.json").read_text())
+    assert Path(summary["video"]["path"]).name == video.name  # the test subject's video
+    with pytest.raises(DataError, match="run `microgesture demo` first"):
+        analyze_demo_video(tmp_path / "nothing")

@@ -158,3 +158,19 @@ def test_nobody_in_the_video(tmp_path):
     write_video(path, [np.full((96, 128, 3), 90, dtype=np.uint8)] * 6, 25)
     ex = extract_video(path, ExtractOptions(stride=1))
     assert not ex.person_found().any() and (ex.joints()[..., 2] == 0).all()
+
+
+def test_extract_pose_command(drawn, tmp_path, capsys):
+    from microgesture.cli import main
+
+    folder, _ = drawn
+    out = tmp_path / "out"
+    args = ["extract-pose", str(folder / "person.mp4"), "--out", str(out), "--stride", "4", "--hands", "off",
+            "--quiet", "--video-id", "7"]
+    assert main(args) == 0
+    assert "extracted 1" in capsys.readouterr().out
+    frames, joints = read_skeleton(skeleton_path(out, 7))
+    assert len(frames) == FRAMES and (joints[:, MIGA35.index("nose"), 2] > 0).all()
+    assert main(args) == 0 and "already done 1" in capsys.readouterr().out
+    assert main(["extract-pose", str(tmp_path / "none.mp4"), "--out", str(out)]) == 2
+    assert "none.mp4" in capsys.readouterr().err

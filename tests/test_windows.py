@@ -74,3 +74,14 @@ def test_read_sequence_converts_layouts(untrimmed):
     small = read_sequence(path, "miga_csv", "imigue22")
     assert full.num_frames == video["num_frames"] and small.joints.shape[1:] == (22, 3)
     assert np.array_equal(small.joints[:, 0], full.joints[:, 0])  # the nose is the nose
+
+
+def test_windows_command(untrimmed, capsys):
+    from microgesture.cli import main
+
+    _, root = untrimmed
+    out = root / "cli_windows.pkl"
+    assert main(["online", "windows", str(root / "ann.pkl"), "--out", str(out), "--length", "16", "--stride", "8"]) == 0
+    printed = capsys.readouterr().out
+    assert "background" in printed and out.is_file()
+    assert load_annotations(out)["meta"]["windows"] == {"length": 16, "stride": 8, "core": 0.5, "background": BACKGROUND}

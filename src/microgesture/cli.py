@@ -252,7 +252,8 @@ def _video_commands(sub) -> None:
     an.add_argument("--threshold", type=float, default=0.5, help="decoding threshold (default 0.5)")
     an.add_argument("--window", type=_positive_int, default=None,
                     help="window length in frames at 25 frames/s (default: the model's data.num_frames)")
-    an.add_argument("--window-stride", type=_positive_int, default=4, help="frames between windows (default 4)")
+    an.add_argument("--window-stride", type=_positive_int, default=8,
+                    help="frames between windows at 25 frames/s (default 8)")
     an.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
     an.set_defaults(func=cmd_analyze)
 

@@ -49,7 +49,7 @@ class AnalyzeOptions:
     threshold: float = 0.5
     min_seconds: float = 0.4
     merge_seconds: float = 0.24
-    stride: int = 4
+    stride: int = 8  # 0.32 s between windows: half the recognition cost of 4 (docs/analyze.md)
     window: int | None = None
     max_key_frames: int = 24
     device: str | None = None
