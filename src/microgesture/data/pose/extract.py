@@ -45,7 +45,7 @@ from microgesture.data.pose.mediapipe import (
 from microgesture.data.pose.people import Box, PersonTracker
 from microgesture.data.video import iter_frames, video_info
 from microgesture.domain.layouts import MEDIAPIPE75, convert_rows, get_layout
-from microgesture.errors import ConfigError
+from microgesture.errors import ConfigError, DataError
 
 LOWER_BODY = tuple(range(23, 33))  # BlazePose hips, knees, ankles, heels, feet
 _ROI_MOVE = 0.25  # a crop is re-placed (and its tracker reset) when it should move this much
@@ -257,6 +257,8 @@ def extract_video(path: str | Path, options: ExtractOptions = ExtractOptions(), 
             t = timer.now()
         bar.close()
     count = min(n, last + 1)
+    if count == 0:
+        raise DataError(path, "no frame could be decoded")
     landmarks, faces, processed, hands_ran = landmarks[:count], faces[:count], processed[:count], hands_ran[:count]
     landmarks[:, :POSE_POINTS] = interpolate_between(landmarks[:, :POSE_POINTS], processed)
     if options.hands != "off":
