@@ -182,7 +182,7 @@ class _Person:
         if pose[0, 2] > 0:
             self.tracker.move_to(float(pose[0, 0]), float(pose[0, 1]))
         wrists_seen = pose[15, 2] > 0 or pose[16, 2] > 0
-        if hand_turn and (opt.hands == "always" or wrists_seen):
+        if hand_turn and (opt.hands == "always" or wrists_seen) and (pose[list(UPPER_BODY), 2] > 0).any():
             self._place_hand_crop(pose)
             right, left = assign_hands(pose, self.models.hands(image, self.hand_roi))
             self.timer.add("hands", t)
