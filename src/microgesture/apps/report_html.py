@@ -40,12 +40,17 @@ def key_frames(video: str | Path, segments: list[Segment], joints: np.ndarray, f
     images = read_frames(video, mids)
     out = []
     for frame, t in zip(images, mids):
-        drawn = draw_skeleton(frame, joints[t], layout, face=faces[t] if t < len(faces) else None)
-        h, w = drawn.shape[:2]
-        if w > KEY_FRAME_WIDTH:
-            drawn = cv2.resize(drawn, (KEY_FRAME_WIDTH, max(1, round(h * KEY_FRAME_WIDTH / w))),
-                               interpolation=cv2.INTER_AREA)
-        out.append(_jpeg_base64(drawn))
+        # scale to the report's width first, then draw: lines stay thin and sharp at any video size
+        h, w = frame.shape[:2]
+        factor = KEY_FRAME_WIDTH / w
+        frame = cv2.resize(frame, (KEY_FRAME_WIDTH, max(1, round(h * factor))),
+                           interpolation=cv2.INTER_AREA if factor < 1 else cv2.INTER_LINEAR)
+        points = joints[t].copy()
+        points[:, :2] *= factor
+        face = faces[t].copy() if t < len(faces) else None
+        if face is not None:
+            face[:4] *= factor
+        out.append(_jpeg_base64(draw_skeleton(frame, points, layout, face=face)))
     return out
 
 
