@@ -99,6 +99,17 @@ def test_unreadable_video_is_a_clear_error(setup, tmp_path, capsys):
     assert code == 2 and "notes.txt" in capsys.readouterr().err
 
 
+def test_analyze_command(setup, tmp_path, capsys):
+    _, mg, emotion, video, _ = setup
+    args = ["analyze", str(video), "--checkpoint", str(mg), "--emotion-checkpoint", str(emotion), "--out",
+            str(tmp_path), "--stride", "3", "--device", "cpu", "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "emotion estimate:" in printed and f"report: {tmp_path / 'report.html'}" in printed
+    assert main(args[:4] + ["--emotion-checkpoint", str(mg), "--out", str(tmp_path / "x"), "--quiet"]) == 2
+    assert "not emotion" in capsys.readouterr().err
+
+
 def test_model_must_fit_the_task(setup):
     _, mg, emotion, _, _ = setup
     with pytest.raises(ConfigError, match="not emotion"):
