@@ -76,3 +76,17 @@ def test_bench_models_lists_every_model() -> None:
     names = {line.split()[0] for line in run_script("bench_models.py", "--list").splitlines()}
     agcn = {f"agcn-c{w}-{lay}-T{t}" for w in (64, 32, 16) for lay in ("miga35", "imigue22") for t in (32, 64)}
     assert agcn | {"light_rgb-w32", "mvit_v2_s", "cmtf-mvit+agcn64", "cmtf-light+agcn32"} == names
+
+
+def test_bench_analyze_quick(tmp_path: Path) -> None:
+    import pytest
+
+    pytest.importorskip("mediapipe")
+    out = run_script("bench_analyze.py", "--quick", "--json", str(tmp_path / "a.json"))
+    rows = {r[0]: r for r in table_rows(out) if r[0].startswith("stride")}
+    assert set(rows) == {"stride 2, 640 px, hands every 2nd (default)", "stride 2, 640 px, no hands"}
+    for r in rows.values():
+        assert positive(r[1]) and positive(r[2])
+    report = json.loads((tmp_path / "a.json").read_text())
+    assert set(report["end_to_end"]["wall"]) == {"decode", "pose", "hands/face", "recognition", "report"}
+    assert report["rows"][0]["upper_body_px"] < 40  # the drawn person's joints are found where they are
