@@ -13,7 +13,9 @@ split (validation: never the test split).
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,9 @@ class OnlineModel:
     window: int  # frames at TRAIN_FPS
     device: torch.device
     batch_size: int = 64
+    # One CPU thread: the network is small, and on a busy machine a second OpenMP thread spent
+    # 7x the CPU time waiting for its peer (docs/analyze.md, measured).
+    cpu_threads: int | None = 1
 
     @property
     def class_names(self) -> list[str]:
@@ -104,16 +109,34 @@ def window_scores(model: OnlineModel, seq: Sequence, *, fps: float | None = None
     probs = np.full((len(starts), len(model.class_names)), np.nan)
     kept = [k for k, c in enumerate(clips) if c is not None]
     if kept:
-        cfg = model.module.cfg
-        modalities = list(model.module.model.input_keys)
-        pipeline = build_pipeline(modalities, layout=cfg.data.layout, num_frames=cfg.data.num_frames, train=False)
-        loader = DataLoader(ClipDataset([clips[k] for k in kept], pipeline, modalities), batch_size=model.batch_size)
-        out = []
-        for batch in loader:
-            inputs = {m: batch[m].to(model.device) for m in modalities}
-            out.append(torch.softmax(model.module(inputs)[model.task].float(), dim=1).cpu())
-        probs[kept] = torch.cat(out).numpy()
+        with _cpu_threads(model.cpu_threads if model.device.type == "cpu" else None):
+            probs[kept] = _scores(model, [clips[k] for k in kept])
     return starts, length, probs
+
+
+@contextlib.contextmanager
+def _cpu_threads(count: int | None) -> Iterator[None]:
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@torch.no_grad()
+def _scores(model: OnlineModel, clips: list[dict]) -> np.ndarray:
+    """Task probabilities [N, K] of window clips."""
+    cfg = model.module.cfg
+    modalities = list(model.module.model.input_keys)
+    pipeline = build_pipeline(modalities, layout=cfg.data.layout, num_frames=cfg.data.num_frames, train=False)
+    loader = DataLoader(ClipDataset(clips, pipeline, modalities), batch_size=model.batch_size)
+    out = []
+    for batch in loader:
+        inputs = {m: batch[m].to(model.device) for m in modalities}
+        out.append(torch.softmax(model.module(inputs)[model.task].float(), dim=1).cpu())
+    return torch.cat(out).numpy()
 
 
 def _model_layout(seq: Sequence, layout: str) -> np.ndarray:
