@@ -212,8 +212,8 @@ def cmd_demo(a: argparse.Namespace) -> None:
 def _extract_options(a: argparse.Namespace):
     from microgesture.data.pose.extract import ExtractOptions
 
-    return ExtractOptions(stride=a.stride, max_side=a.max_side, hands=a.hands, faces=not a.no_faces,
-                          mirrored=a.mirrored, lower_body=a.lower_body)
+    return ExtractOptions(stride=a.stride, max_side=a.max_side, hands=a.hands, hands_every=a.hands_every,
+                          faces=not a.no_faces, mirrored=a.mirrored, lower_body=a.lower_body)
 
 
 def cmd_extract_pose(a: argparse.Namespace) -> int:
@@ -289,7 +289,9 @@ def _video_commands(sub) -> None:
     pose.add_argument("--max-side", type=_positive_int, default=640,
                       help="detection resolution: longer image side in pixels (default 640)")
     pose.add_argument("--hands", choices=["auto", "always", "off"], default="auto",
-                      help="hand landmarks when a wrist is visible (auto), on every frame, or never")
+                      help="hand landmarks when a wrist is visible (auto), whenever a person is found, or never")
+    pose.add_argument("--hands-every", type=_positive_int, default=2,
+                      help="hands on every N-th processed frame, interpolated between (default 2)")
     pose.add_argument("--no-faces", action="store_true", help="no face detection (no choice among several people)")
     pose.add_argument("--mirrored", action="store_true", help="the video is mirrored (a selfie recording)")
     pose.add_argument("--lower-body", action="store_true", help="keep hips, knees and feet (iMiGUE has none)")
