@@ -90,3 +90,17 @@ def test_bench_emotion_quick(tmp_path: Path) -> None:
     assert int(rows["light_face-w16-T16-64"][3].replace(",", "")) == expected
     report = json.loads((tmp_path / "e.json").read_text())
     assert all(r["train_peak_mib"] > 0 for r in report["rows"])  # one process per model: memory for each
+
+
+def test_bench_analyze_quick(tmp_path: Path) -> None:
+    import pytest
+
+    pytest.importorskip("mediapipe")
+    out = run_script("bench_analyze.py", "--quick", "--json", str(tmp_path / "a.json"))
+    rows = {r[0]: r for r in table_rows(out) if r[0].startswith("stride")}
+    assert set(rows) == {"stride 2, 640 px, hands every 2nd (default)", "stride 2, 640 px, no hands"}
+    for r in rows.values():
+        assert positive(r[1]) and positive(r[2])
+    report = json.loads((tmp_path / "a.json").read_text())
+    assert set(report["end_to_end"]["wall"]) == {"decode", "pose", "hands/face", "recognition", "report"}
+    assert report["rows"][0]["upper_body_px"] < 40  # the drawn person's joints are found where they are

@@ -337,6 +337,119 @@ def cmd_crops(a: argparse.Namespace) -> None:
         print(f"wrote {path}")
 
 
+# -- your own video ---------------------------------------------------------------------------
+def _extract_options(a: argparse.Namespace):
+    from microgesture.data.pose.extract import ExtractOptions
+
+    return ExtractOptions(stride=a.stride, max_side=a.max_side, hands=a.hands, hands_every=a.hands_every,
+                          faces=not a.no_faces, mirrored=a.mirrored, lower_body=a.lower_body)
+
+
+def cmd_extract_pose(a: argparse.Namespace) -> int:
+    from microgesture.apps.pose import extract_pose
+
+    report = extract_pose(a.source, a.out, _extract_options(a), video_id=a.video_id, progress=not a.quiet)
+    print(report.describe())
+    print(f"wrote {a.out}")
+    return 1 if report.failed else 0
+
+
+def cmd_analyze(a: argparse.Namespace) -> None:
+    from microgesture.apps.analyze import AnalyzeOptions, analyze_video
+
+    options = AnalyzeOptions(extract=_extract_options(a), threshold=a.threshold, stride=a.window_stride,
+                             window=a.window, device=a.device)
+    analysis = analyze_video(a.video, a.checkpoint, a.out, emotion_checkpoint=a.emotion_checkpoint,
+                             options=options, progress=not a.quiet)
+    print(analysis.describe())
+
+
+def cmd_online_windows(a: argparse.Namespace) -> None:
+    from microgesture.data.windows import write_window_annotations
+
+    counts = write_window_annotations(a.annotations, a.out, length=a.length, stride=a.stride, core=a.core,
+                                      layout=a.layout)
+    print(f"{counts['windows']} windows ({counts['background']} background), left out: {counts['ambiguous']} "
+          f"ambiguous, {counts['no_person']} without a person")
+    print(f"wrote {a.out}")
+
+
+def cmd_online_evaluate(a: argparse.Namespace) -> None:
+    from microgesture.apps.online import evaluate_online
+
+    result = evaluate_online(a.checkpoint, a.data, a.out, split=a.split, threshold=a.threshold,
+                             tune_split=a.tune_split, stride=a.stride, device=a.device)
+    kit, strict = result["kit_rule"], result["one_to_one"]
+    print(f"{result['videos']} videos of split {result['split']!r}, threshold {result['threshold']:.2f}"
+          + (f" (tuned on {result['tuned_on']!r})" if result["tuned_on"] else ""))
+    print(f"segment F1 {kit['f1']:.4f} (precision {kit['precision']:.4f}, recall {kit['recall']:.4f}; "
+          f"{kit['found']} of {kit['truths']} found, {kit['predicted']} predicted); one-to-one F1 {strict['f1']:.4f}")
+    print(f"wrote {a.out}/metrics.json and <vid>_prediction.csv files")
+
+
+def _online_commands(sub) -> None:
+    o = sub.add_parser("online", help="online recognition: sliding windows over whole videos, segments, F1")
+    osub = o.add_subparsers(dest="online_command", required=True)
+    w = osub.add_parser("windows", help="cut an annotation file's videos into labelled windows (for training)")
+    w.add_argument("annotations", type=Path)
+    w.add_argument("--out", type=Path, required=True, help="window annotation file to write")
+    w.add_argument("--length", type=_positive_int, default=32, help="window length in frames (default 32)")
+    w.add_argument("--stride", type=_positive_int, default=8, help="frames between windows (default 8)")
+    w.add_argument("--core", type=float, default=0.5, help="central share of a window that decides its label")
+    w.add_argument("--layout", default="miga35")
+    w.set_defaults(func=cmd_online_windows)
+    e = osub.add_parser("evaluate", help="segments and the MiGA segment F1 on every video of a split")
+    e.add_argument("--checkpoint", type=Path, required=True)
+    e.add_argument("--data", type=Path, required=True, help="annotation file whose videos are scored")
+    e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--split", default="test")
+    e.add_argument("--threshold", type=float, default=None, help="decoding threshold (default: tuned on --tune-split)")
+    e.add_argument("--tune-split", default="val")
+    e.add_argument("--stride", type=_positive_int, default=4, help="frames between windows (default 4)")
+    e.add_argument("--device", default=None)
+    e.set_defaults(func=cmd_online_evaluate)
+
+
+def _video_commands(sub) -> None:
+    _online_commands(sub)
+    pose = argparse.ArgumentParser(add_help=False)
+    pose.add_argument("--stride", type=_positive_int, default=2,
+                      help="run the models on every N-th frame, interpolate between (default 2)")
+    pose.add_argument("--max-side", type=_positive_int, default=640,
+                      help="detection resolution: longer image side in pixels (default 640)")
+    pose.add_argument("--hands", choices=["auto", "always", "off"], default="auto",
+                      help="hand landmarks when a wrist is visible (auto), whenever a person is found, or never")
+    pose.add_argument("--hands-every", type=_positive_int, default=2,
+                      help="hands on every N-th processed frame, interpolated between (default 2)")
+    pose.add_argument("--no-faces", action="store_true", help="no face detection (no choice among several people)")
+    pose.add_argument("--mirrored", action="store_true", help="the video is mirrored (a selfie recording)")
+    pose.add_argument("--lower-body", action="store_true", help="keep hips, knees and feet (iMiGUE has none)")
+    pose.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    x = sub.add_parser("extract-pose", parents=[pose],
+                       help="body, hand and face landmarks (MediaPipe) of a video or a folder of videos, "
+                            "written in the MiGA per-video layout")
+    x.add_argument("source", type=Path, help="a video file or a folder of videos")
+    x.add_argument("--out", type=Path, required=True, help="output folder (<vid:04d>/ per video; resumed)")
+    x.add_argument("--video-id", type=int, default=None, help="id of a single video (default: the next free one)")
+    x.set_defaults(func=cmd_extract_pose)
+
+    an = sub.add_parser("analyze", parents=[pose],
+                        help="your own video: pose, micro-gesture segments over time, emotion estimate, HTML report")
+    an.add_argument("video", type=Path)
+    an.add_argument("--checkpoint", type=Path, required=True, help="a trained MG model (ideally an online one)")
+    an.add_argument("--emotion-checkpoint", type=Path, default=None, help="a trained model whose task is emotion")
+    an.add_argument("--out", type=Path, required=True, help="folder for analysis.json, segments.csv, timeline.png, "
+                                                           "report.html")
+    an.add_argument("--threshold", type=float, default=0.5, help="decoding threshold (default 0.5)")
+    an.add_argument("--window", type=_positive_int, default=None,
+                    help="window length in frames at 25 frames/s (default: the model's data.num_frames)")
+    an.add_argument("--window-stride", type=_positive_int, default=8,
+                    help="frames between windows at 25 frames/s (default 8)")
+    an.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    an.set_defaults(func=cmd_analyze)
+
+
 # -- parser -----------------------------------------------------------------------------------
 def _data_commands(sub) -> None:
     data = sub.add_parser("data", help="create, import, check and summarise datasets")
@@ -525,6 +638,7 @@ def build_parser() -> argparse.ArgumentParser:
     _deploy_commands(sub)
     _face_commands(sub)
     _crop_commands(sub)
+    _video_commands(sub)
     return p
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -73,6 +73,30 @@ def read_frames(path: str | Path, indices: Sequence[int]) -> np.ndarray:
         else:
             got = _decode_seeking(path, container, stream, targets, index)
     return np.stack([got[i] for i in wanted])
+
+
+def iter_frames(
+    path: str | Path, *, size: tuple[int, int] | None = None, keep: Callable[[int], bool] | None = None,
+) -> Iterator[tuple[int, np.ndarray | None]]:
+    """Every frame of `path` in order, as `(index, uint8 RGB [H, W, 3])`, decoded once from the start.
+
+    `size` (width, height) scales while converting (one step, cheaper than converting then
+    resizing); `keep(index)` False skips the conversion of that frame (it is still decoded, as
+    the codec needs it) and yields `(index, None)`. Indices count decoded frames as `read_frames`
+    does. The decoder may use threads; the frames are the same.
+    """
+    info = video_info(path)
+    width, height = size or (info.width, info.height)
+    reformatter = VideoReformatter()
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        for count, frame in enumerate(_frames(path, container, stream)):
+            if keep is not None and not keep(count):
+                yield count, None
+                continue
+            yield count, reformatter.reformat(frame, width=width, height=height, format="rgb24",
+                                              interpolation="AREA").to_ndarray()
 
 
 def decode_all(path: str | Path) -> int:
@@ -205,6 +229,9 @@ def _open(path: str | Path) -> Iterator[av.container.InputContainer]:
     try:
         if not container.streams.video:
             raise DataError(path, "file has no video stream")
+        stream = container.streams.video[0]
+        if stream.codec_context is None:  # FFmpeg knows no decoder for this codec
+            raise DataError(path, "its video codec is not supported by this FFmpeg build (no decoder for it)")
         yield container
     finally:
         container.close()

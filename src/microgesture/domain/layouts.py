@@ -13,6 +13,13 @@ Layouts:
   fingertips), with a graph made from the joint semantics.
 - `ntu25` and `coco17`: the NTU RGB+D (Kinect v2) and COCO keypoint layouts in PYSKL's and
   MMAction2's joint order, graph and bone pairs, so their 2s-AGCN/AAGCN checkpoints load.
+- `mediapipe75`: MediaPipe's 33 BlazePose landmarks, then the right hand's 21 MediaPipe Hands
+  landmarks, then the left hand's (the hand model numbers its points as OpenPose's does). What
+  `microgesture extract-pose` produces before converting to `miga35`. BlazePose's "left" is the
+  person's left (checked on our drawn people, whose sides are known); hands are given to a side
+  by the extractor (data/pose), never by MediaPipe's handedness label, which assumes a mirrored
+  selfie image. Its graph is a tree hung from the nose; the shoulders hang from the nose
+  because BlazePose has no neck.
 
 A conversion says, for each joint of the target, which source joints it is the mean of (a
 joint counts as detected only when all of them are; its score is their minimum); an empty
@@ -196,13 +203,38 @@ def _coco17() -> JointLayout:
     return _layout("coco17", names, edges, center=0, bones=bones)
 
 
+# BlazePose's 33 landmarks in MediaPipe's order, sides renamed to ours ("left_eye" -> "l_eye").
+BLAZEPOSE_NAMES: tuple[str, ...] = (
+    "nose", "l_eye_inner", "l_eye", "l_eye_outer", "r_eye_inner", "r_eye", "r_eye_outer", "l_ear", "r_ear",
+    "l_mouth", "r_mouth", "l_shoulder", "r_shoulder", "l_elbow", "r_elbow", "l_wrist", "r_wrist",
+    "l_pinky", "r_pinky", "l_index", "r_index", "l_thumb", "r_thumb", "l_hip", "r_hip", "l_knee", "r_knee",
+    "l_ankle", "r_ankle", "l_heel", "r_heel", "l_foot_index", "r_foot_index",
+)
+_HAND_NAMES = ("wrist_hand",) + tuple(f"{f}_{k}" for f in FINGERS for k in range(1, 5))
+_HAND_EDGES = tuple((0, 1 + 4 * f) for f in range(5)) + tuple(
+    (1 + 4 * f + k, 2 + 4 * f + k) for f in range(5) for k in range(3))
+
+
+def _mediapipe75() -> JointLayout:
+    names = BLAZEPOSE_NAMES + tuple(f"r_{n}" for n in _HAND_NAMES) + tuple(f"l_{n}" for n in _HAND_NAMES)
+    edges = ((0, 1), (1, 2), (2, 3), (3, 7), (0, 4), (4, 5), (5, 6), (6, 8), (0, 9), (0, 10), (0, 11), (0, 12),
+             (11, 13), (13, 15), (12, 14), (14, 16), (15, 17), (15, 19), (15, 21), (16, 18), (16, 20), (16, 22),
+             (11, 23), (12, 24), (23, 25), (25, 27), (27, 29), (27, 31), (24, 26), (26, 28), (28, 30), (28, 32))
+    for root, wrist in ((33, 16), (54, 15)):  # each hand hangs from its own pose wrist
+        edges += ((wrist, root),) + tuple((root + a, root + b) for a, b in _HAND_EDGES)
+    return _layout("mediapipe75", names, edges, center=0)
+
+
 MIGA35 = _miga35()
 IMIGUE22 = _imigue22()
 OPENPOSE67 = _openpose67()
 NTU25 = _ntu25()
 COCO17 = _coco17()
+MEDIAPIPE75 = _mediapipe75()
 
-LAYOUTS: dict[str, JointLayout] = {lay.name: lay for lay in (MIGA35, IMIGUE22, OPENPOSE67, NTU25, COCO17)}
+LAYOUTS: dict[str, JointLayout] = {
+    lay.name: lay for lay in (MIGA35, IMIGUE22, OPENPOSE67, NTU25, COCO17, MEDIAPIPE75)
+}
 
 
 def get_layout(name: str) -> JointLayout:
@@ -238,6 +270,7 @@ def _declared() -> list[Conversion]:
     body = {"neck": ("neck",)}
     to_openpose = {f"{s}_{f}_tip": (f"{s}_{f}_4",) for s in "lr" for f in FINGERS}
     op = OPENPOSE67
+    mp_recipe = {**to_openpose, **_BODY25_FROM_BLAZEPOSE}
     return [
         _by_name(MIGA35, IMIGUE22, body),
         _by_name(op, MIGA35, to_openpose),
@@ -245,7 +278,20 @@ def _declared() -> list[Conversion]:
         _by_name(MIGA35, COCO17, {}, "iMiGUE's lower body is undetected: hips, knees and ankles come out missing"),
         _by_name(op, COCO17, {}),
         _by_name(MIGA35, NTU25, _NTU_FROM_BODY25, "approximate: Kinect joints from OpenPose ones (see recipe)"),
+        _by_name(MEDIAPIPE75, MIGA35, mp_recipe, _BLAZEPOSE_NOTE),
+        _by_name(MEDIAPIPE75, IMIGUE22, mp_recipe, _BLAZEPOSE_NOTE),
     ]
+
+
+# BODY_25 joints BlazePose lacks by name: the neck and mid-hip are midpoints (OpenPose's own
+# neck sits between the shoulders too); the big toe is BlazePose's foot index; the small toes
+# have no counterpart and stay undetected.
+_BODY25_FROM_BLAZEPOSE: dict[str, tuple[str, ...]] = {
+    "neck": ("l_shoulder", "r_shoulder"), "mid_hip": ("l_hip", "r_hip"),
+    "l_big_toe": ("l_foot_index",), "r_big_toe": ("r_foot_index",),
+}
+_BLAZEPOSE_NOTE = ("MediaPipe: neck and mid-hip are the midpoints of the shoulders and hips; fingertips from the "
+                   "hand landmarks; small toes missing")
 
 
 # Kinect v2 joints from BODY_25 + fingertips; the spine and hand centres are midpoints.
