@@ -109,21 +109,6 @@ def decode_all(path: str | Path) -> int:
         for count, _ in enumerate(_frames(path, container, stream), 1):
             pass
     return count
-def iter_frames(path: str | Path, *, threads: bool = True) -> Iterator[np.ndarray]:
-    """Every frame of `path` in order as uint8 RGB [H, W, 3] (frame i is the i-th yielded).
-
-    `threads` lets FFmpeg decode on several threads (same frames, same order).
-    """
-    info = video_info(path)
-    reformatter = VideoReformatter()
-    with _open(path) as container:
-        stream = container.streams.video[0]
-        if threads:
-            stream.thread_type = "AUTO"
-        for frame in _frames(path, container, stream):
-            yield _to_rgb(frame, info, reformatter)
-
-
 def _check_indices(path: str | Path, indices: Sequence[int], num_frames: int) -> list[int]:
     out = []
     for i in indices:

@@ -237,7 +237,7 @@ def _extract(video: Path, out: Path, info, settings: FaceSettings, observe: _Obs
 
     def crops() -> Iterator[np.ndarray]:
         held: deque[np.ndarray] = deque()
-        for i, frame in enumerate(_prefetch(iter_frames(video))):
+        for i, frame in _prefetch(iter_frames(video)):
             if i >= n:
                 raise DataError(video, f"decoded more frames than the {n} its packets announce")
             held.append(frame)
