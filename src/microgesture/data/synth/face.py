@@ -29,9 +29,9 @@ import cv2
 import numpy as np
 
 from microgesture.data.formats.facetrack import FACE_SIZE, face_csv_path, face_video_path, write_face_csv
-from microgesture.data.synth.body import FINGER_TIPS, SIDES, J
+from microgesture.data.synth.body import J
 from microgesture.data.synth.motions import smooth_noise
-from microgesture.data.synth.render import Look
+from microgesture.data.synth import render
 from microgesture.data.synth.schedule import rng_for
 from microgesture.errors import DataError
 
@@ -255,27 +255,22 @@ class FaceRenderer:
                 (0.85 * j, 0.6), (0.95, 0.1), (1.0, 0.0)]
 
     def _hand_points(self, d: dict[str, np.ndarray]) -> None:
+        """The body video's own hand and forearm shapes (render.py), in crop pixels."""
         g = self.sv.geometry
         jt = g.joints
-        d["elbows"] = _p(self.to_crop(jt[:, [J["r_elbow"], J["l_elbow"]]]))
-        d["wrists"] = _p(self.to_crop(jt[:, [J["r_wrist"], J["l_wrist"]]]))
-        d["knuckles"] = _p(self.to_crop(g.knuckles))
-        d["tips"] = _p(self.to_crop(np.stack([jt[:, list(FINGER_TIPS[s])] for s in SIDES], 1)))
-        palm = []
-        for k in range(2):
-            wrist = jt[:, [J["r_wrist"], J["l_wrist"]][k]]
-            kn = g.knuckles[:, k]
-            across = kn[:, 1] - kn[:, 4]
-            palm.append(np.stack([wrist + 0.55 * across, kn[:, 1], kn[:, 4], wrist - 0.55 * across], 1))
-        d["palms"] = _p(self.to_crop(np.stack(palm, 1)))
+        body = render._prepare(g)
+        for name in ("elbows", "wrists", "knuckles", "tips", "palms"):
+            d[name] = _p(self.to_crop(body[name] / render._ONE))
         u = g.scale * self.k
         d["th_fore"] = np.maximum(2, np.round(0.28 * u)).astype(int)
         d["th_finger"] = np.maximum(2, np.round(0.09 * u)).astype(int)
         d["r_wrist"] = _p(np.maximum(1.2, 0.12 * u))
-        # Is a hand anywhere near the crop? (most frames: no, and the hands are not drawn)
-        wr = self.to_crop(jt[:, [J["r_wrist"], J["l_wrist"]]])
-        reach = (g.scale * (0.9 + self.sv.subject.hand)) * self.k
-        near = (wr > -reach[:, None, None]).all(-1) & (wr < FACE_SIZE + reach[:, None, None]).all(-1)
+        # Is a hand or forearm anywhere near the crop? (most frames: no, and nothing is drawn)
+        reach = (g.scale * (0.9 + self.sv.subject.hand) * self.k)[:, None, None]
+        near = np.zeros((len(jt), 2), dtype=bool)
+        for joint in ("wrist", "elbow"):
+            p = self.to_crop(jt[:, [J[f"r_{joint}"], J[f"l_{joint}"]]])
+            near |= ((p > -reach) & (p < FACE_SIZE + reach)).all(-1)
         d["hand_near"] = near & ~g.behind
 
     # -- drawing ---------------------------------------------------------------------------
