@@ -185,6 +185,8 @@ class FaceRenderer:
         self.to_crop = _Crop(self.centre, self.side, self.angle)
         gain = rng.uniform(0.8, 1.15) * (1 + rng.normal(0, 0.05, 3))
         self.lut = np.clip(np.arange(256)[:, None] * gain[None, :], 0, 255).astype(np.uint8).reshape(1, 256, 3)
+        self.backdrop = np.empty((FACE_SIZE, FACE_SIZE, 3), np.uint8)
+        self.backdrop[:] = self.look.backdrop
         self.d = self._prepare()
 
     # -- geometry, vectorised over frames ----------------------------------------------------
@@ -213,6 +215,8 @@ class FaceRenderer:
         d["ears"] = _p(self.to_crop(g.joints[:, [J["r_ear"], J["l_ear"]]]))
         d["head_c"] = _p(hp(0.0, 0.0))
         d["head_ax"] = _p(g.head_ax * self.k[:, None])
+        top = np.minimum(d["torso"][..., 1].min(1), d["shoulders"][..., 1].min(1) - d["head_ax"][:, 0])
+        d["torso_seen"] = top < FACE_SIZE * _ONE  # the body reaches into the crop (it rarely does)
         d["rel_deg"] = np.degrees(g.head_ang - self.angle)
         d["hair_c"] = _p(hp(0.0, f.hairline + 0.15))
         d["fringe"] = _p(np.stack([hp(-0.9, f.hairline + 0.1), hp(0.9 * f.part, f.hairline + 0.1 + f.fringe),
@@ -277,11 +281,11 @@ class FaceRenderer:
     def frame(self, t: int) -> tuple[np.ndarray, float]:
         """The crop of frame t (uint8 RGB, before `light`) and the share of the face under a hand."""
         d, look = self.d, self.look
-        img = np.empty((FACE_SIZE, FACE_SIZE, 3), np.uint8)
-        img[:] = look.backdrop
-        cv2.fillConvexPoly(img, d["torso"][t], look.shirt, AA, SHIFT)
-        for k in range(2):
-            cv2.circle(img, d["shoulders"][t][k], int(d["head_ax"][t][0] * 0.6), look.shirt, -1, AA, SHIFT)
+        img = self.backdrop.copy()
+        if d["torso_seen"][t]:
+            cv2.fillConvexPoly(img, d["torso"][t], look.shirt, AA, SHIFT)
+            for k in range(2):
+                cv2.circle(img, d["shoulders"][t][k], int(d["head_ax"][t][0] * 0.6), look.shirt, -1, AA, SHIFT)
         neck_th = max(2, int(round(d["head_ax"][t][0] / _ONE * 0.9)))
         cv2.line(img, d["neck"][t][0], d["neck"][t][1], look.skin_dark, neck_th, AA, SHIFT)
         self._head(img, t)
