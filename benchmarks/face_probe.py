@@ -214,7 +214,7 @@ def main() -> None:
     for name, r in results.items():
         print(f"| {name} | " + " | ".join(f"{r[k]:.3f}" for k in keys) + " |")
     if a.json is not None:
-        a.json.write_text(json.dumps({"settings": vars(a) | {"json": str(a.json)}, "results": results}, indent=2))
+        a.json.write_text(json.dumps({"settings": vars(a), "results": results}, indent=2, default=str))
 
 
 if __name__ == "__main__":
