@@ -125,6 +125,16 @@ def extraction_rows(video: Path, truth: Path | None, configs: list[tuple[str, Fa
     return rows
 
 
+def head_sprite(video: Path, truth: Path, size: int = 150) -> np.ndarray:
+    """The drawn head of the video's first frame (1.5 true crop sides around it), size x size."""
+    box = read_face_csv(truth).boxes[0]
+    centre, half = (box[:2] + box[2:]) / 2, 0.75 * (box[2] - box[0])
+    x0, y0 = np.maximum(np.round(centre - half).astype(int), 0)
+    x1, y1 = np.round(centre + half).astype(int)
+    region = read_frames(video, [0])[0][y0:y1, x0:x1]
+    return cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA)
+
+
 def moving_face_rows(sprite: np.ndarray, folder: Path, speeds: tuple[float, ...], strides: tuple[int, ...]) -> list[dict]:
     """Tracking against interpolation on a face moving fast: a sprite on a 640x480 frame, moving
     along a Lissajous path whose top speed is `speed` pixels per frame; the error is the distance
@@ -209,8 +219,7 @@ def main() -> None:
         rows += detector_rows(video, 10 if a.quick else 40)
         rows += extraction_rows(video, truth, configs(a.quick), tmp, "synthetic")
         if mediapipe_available() and not a.quick:
-            sprite = cv2.resize(read_frames(face_video_path(video), [0])[0], (150, 150), interpolation=cv2.INTER_CUBIC)
-            rows += moving_face_rows(sprite, tmp, (6.0, 24.0), (5, 10))
+            rows += moving_face_rows(head_sprite(video, truth), tmp, (6.0, 24.0), (5, 10))
         if a.real is not None:
             real = padded_real(a.real, tmp, 60 if a.quick else 300)
             rows += extraction_rows(real, None, configs(a.quick)[:1] + ([] if a.quick else configs(False)[1:2]), tmp,
