@@ -69,6 +69,9 @@ def test_bad_files_are_clear_errors(tmp_path):
         load_annotations(tmp_path / "missing.pkl")
     junk = tmp_path / "junk.pkl"
     junk.write_bytes(b"not a pickle")
+    with pytest.raises(DataError, match="junk.pkl: not a pickle file"):
+        load_annotations(junk)
+    junk.write_bytes(pickle.dumps({"annotations": []})[:10])
     with pytest.raises(DataError, match="junk.pkl: not a readable annotation pickle"):
         load_annotations(junk)
     both = tmp_path / "both.pkl"

@@ -138,7 +138,7 @@ def test_bad_mmaction2_pickles(tmp_path, records, match):
 def test_corrupt_pickle_is_a_data_error(tmp_path):
     path = tmp_path / "r.pkl"
     path.write_bytes(b"\x80\x04garbage")
-    with pytest.raises(DataError, match="cannot unpickle"):
+    with pytest.raises(DataError, match="not a readable score file"):
         read_scores(path)
 
 

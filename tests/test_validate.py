@@ -47,7 +47,10 @@ def test_problem_str():
 
 def test_missing_things(tmp_path):
     assert texts(validate_path(tmp_path / "nope")) == [f"{tmp_path / 'nope'}: not found"]
+    assert "empty folder: expected a MiGA-layout folder" in texts(validate_path(tmp_path))[0]
+    (tmp_path / "notes").mkdir()
     assert "no video folders" in texts(validate_path(tmp_path))[0]
+    (tmp_path / "notes").rmdir()
     make_video(tmp_path, 1, [(4, 0, 5)])
     miga.label_path(tmp_path, 1).unlink()
     (problem,) = validate_path(tmp_path)
@@ -160,6 +163,8 @@ def test_annotation_file_problems(tmp_path):
     assert any("annotations[1] (0001_0): frame_dir: duplicate name" in t for t in found)
     assert any("annotations[1] (0001_0): keypoint: NaN or inf in frames 2" in t for t in found)
     path.write_bytes(b"not a pickle")
+    assert "not a pickle file" in texts(validate_path(path))[0]
+    path.write_bytes(pickle.dumps(data)[:200])  # a truncated pickle
     assert "not a readable annotation pickle" in texts(validate_path(path))[0]
 
 
@@ -203,3 +208,22 @@ def test_with_a_real_video_file(tmp_path):
     assert "12 rows, but the video 0001.mp4 has 10 frames" in problem.message
     clips, _, meta, _ = miga.import_miga(tmp_path, protocol="none")
     assert clips[0]["img_shape"] == (48, 64) and meta["img_shape_sources"] == {"video header": 1}
+
+
+def test_decode_finds_corrupt_frames_behind_a_valid_header(tmp_path):
+    from microgesture.data import video
+
+    make_video(tmp_path, 1, [(4, 0, 5)], n_frames=40)
+    path = miga.rgb_path(tmp_path, 1)
+    rng = np.random.default_rng(0)
+    frames = (rng.integers(0, 255, (48, 64, 3), dtype=np.uint8) for _ in range(40))
+    video.write_video(path, frames, fps=25)
+    assert validate_path(tmp_path, decode=True) == []
+    data = bytearray(path.read_bytes())
+    start = len(data) // 3
+    data[start:start + 4000] = rng.integers(0, 255, 4000, dtype=np.uint8).tobytes()
+    path.write_bytes(bytes(data))
+    header_only = validate_path(tmp_path)
+    decoded = validate_path(tmp_path, decode=True)
+    assert len(decoded) > len(header_only)
+    assert any("cannot decode" in p.message and p.file == str(path) for p in decoded)

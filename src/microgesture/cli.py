@@ -8,6 +8,7 @@ import warnings
 from pathlib import Path
 
 from microgesture.errors import MicrogestureError
+from microgesture.utils.paths import check_output_dir, check_output_file
 
 
 def _pair(text: str) -> tuple[int, int]:
@@ -35,6 +36,7 @@ def _positive_int(text: str) -> int:
 def cmd_synth(a: argparse.Namespace) -> None:
     from microgesture.data.synth import generate_dataset
 
+    check_output_dir(a.out_dir, "OUT_DIR", create=False)
     summary = generate_dataset(
         a.out_dir, subjects=a.subjects, videos_per_subject=a.videos_per_subject, seed=a.seed,
         size=a.size, video=not a.no_video, overwrite=a.overwrite, progress=True,
@@ -46,6 +48,7 @@ def cmd_import_miga(a: argparse.Namespace) -> None:
     from microgesture.data.formats.miga import import_miga_to_file
     from microgesture.data.formats.summary import format_summary
 
+    check_output_file(a.out)
     data = import_miga_to_file(
         a.src_dir, a.out, protocol=a.protocol, val_fraction=a.val_fraction, seed=a.seed,
         videos_csv=a.videos, labels_table=a.labels, img_shape=a.img_shape, layout=a.layout,
@@ -58,6 +61,7 @@ def cmd_import_openpose(a: argparse.Namespace) -> None:
     from microgesture.data.formats.openpose import import_openpose_to_file
     from microgesture.data.formats.summary import format_summary
 
+    check_output_file(a.out)
     data = import_openpose_to_file(
         a.json_dir, a.labels, a.out, video_id=a.video_id, protocol=a.protocol,
         val_fraction=a.val_fraction, seed=a.seed, layout=a.layout, img_shape=a.img_shape,
@@ -66,14 +70,47 @@ def cmd_import_openpose(a: argparse.Namespace) -> None:
     print(f"wrote {a.out}")
 
 
+def cmd_import_smg(a: argparse.Namespace) -> None:
+    from microgesture.data.formats.smg import import_smg_to_file
+    from microgesture.data.formats.summary import format_summary
+
+    check_output_file(a.out)
+    data = import_smg_to_file(
+        a.src_dir, a.out, protocol=a.protocol or "smg-xsub", val_fraction=a.val_fraction, seed=a.seed,
+        coords=a.coords, layout=a.layout, img_shape=a.img_shape, skip_unusable=a.skip_unusable,
+    )
+    print(format_summary(data))
+    print(f"wrote {a.out}")
+
+
+def cmd_import_pyskl(a: argparse.Namespace) -> None:
+    from microgesture.data.formats.pyskl import import_pyskl_to_file
+    from microgesture.data.formats.summary import format_summary
+
+    check_output_file(a.out)
+    data = import_pyskl_to_file(a.file, a.out, layout=a.layout, persons=a.persons, classes=a.classes,
+                                num_classes=a.num_classes, project=a.project, split_name=a.split_name)
+    print(format_summary(data))
+    print(f"wrote {a.out}")
+
+
+def cmd_export_pyskl(a: argparse.Namespace) -> None:
+    from microgesture.data.formats.pyskl import export_pyskl
+
+    check_output_file(a.out)
+    print(export_pyskl(a.annotations, a.out, layout=a.layout))
+
+
 def cmd_validate(a: argparse.Namespace) -> int:
     from microgesture.data.formats.validate import validate_path
 
-    problems = validate_path(a.path)
+    problems = validate_path(a.path, video_root=a.video_root, decode=a.decode)
     for p in problems:
         print(p)
-    print(f"{a.path}: {'clean' if not problems else f'{len(problems)} problem(s)'}")
-    return 0 if not problems else 1
+    errors = [p for p in problems if not p.warning]
+    warned = f" ({len(problems) - len(errors)} warning(s))" if len(problems) > len(errors) else ""
+    print(f"{a.path}: {'clean' if not errors else f'{len(errors)} problem(s)'}{warned}")
+    return 0 if not errors else 1
 
 
 def cmd_summary(a: argparse.Namespace) -> None:
@@ -93,30 +130,49 @@ def _trainer_sets(a: argparse.Namespace) -> list[str]:
     return sets
 
 
+def _data_sets(a: argparse.Namespace) -> list[str]:
+    sets = list(a.set or [])
+    if getattr(a, "video_root", None) is not None:
+        sets.append(f"data.video_root={a.video_root}")
+    return sets
+
+
 def cmd_train(a: argparse.Namespace) -> None:
     from microgesture.train.config import load_config
 
     cfg = load_config(a.config, _trainer_sets(a))  # config mistakes are reported before torch loads
+    out = check_output_dir(a.out or Path("runs") / cfg.name, "--out", create=False)
     from microgesture.train.run import fit
 
-    out = a.out or Path("runs") / cfg.name
     result = fit(cfg, out, resume=a.resume)
     print(f"best checkpoint: {result.best_checkpoint} ({result.monitor}={result.best_score})")
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
     from microgesture.train.config import load_config
-    from microgesture.train.run import evaluate
-    from microgesture.eval.report import format_metrics
 
-    cfg = load_config(a.config, a.set)
-    out = a.out or Path(a.checkpoint).resolve().parent.parent / "eval"
+    cfg = load_config(a.config, _data_sets(a))
+    # best and last (or any two checkpoints of a run) get folders of their own
+    out = a.out or Path(a.checkpoint).resolve().parent.parent / "eval" / Path(a.checkpoint).stem
+    check_output_dir(out, "--out", create=False)
+    from microgesture.eval.report import format_metrics
+    from microgesture.train.run import evaluate
+
     metrics = evaluate(cfg, a.checkpoint, out, split=a.split, num_clips=a.clips, device=a.device)
-    print(format_metrics({Path(a.checkpoint).name: metrics}))
-    print(f"wrote {out}/metrics.json, scores.csv, confusion_matrix.png")
+    if "top1" in metrics:
+        print(format_metrics({Path(a.checkpoint).name: metrics}))
+    if metrics.get("emotion"):
+        e = metrics["emotion"]
+        auc = "-" if e["auc"] is None else f"{e['auc']:.3f}"
+        print(f"emotion ({e['num_samples']} videos): accuracy {100 * e['accuracy']:.2f}%, "
+              f"F1 {100 * e['f1']:.2f}%, AUC {auc}")
+    print(f"wrote {out}/metrics.json and the per-sample scores")
 
 
 def cmd_fuse(a: argparse.Namespace) -> None:
+    for path, option in ((a.out, "--out"), (a.scores_out, "--scores-out")):
+        if path is not None:
+            check_output_file(path, option)
     from microgesture.eval.report import fuse_files
 
     print(fuse_files(a.scores, weights=a.weights, mode=a.mode, temperature=a.temperature,
@@ -125,23 +181,28 @@ def cmd_fuse(a: argparse.Namespace) -> None:
 
 def cmd_extract(a: argparse.Namespace) -> None:
     from microgesture.train.config import load_config
+
+    cfg = load_config(a.config, _data_sets(a))
+    check_output_dir(a.out, "--out", create=False)
     from microgesture.train.extract import extract_for_experiment
 
-    cfg = load_config(a.config, a.set)
     print(f"wrote the token cache {extract_for_experiment(cfg, a.out, device=a.device)}")
 
 
 def cmd_predict(a: argparse.Namespace) -> None:
     from microgesture.train.config import load_config
+
+    cfg = load_config(a.config, _data_sets(a))
+    check_output_dir(a.out, "--out", create=False)
     from microgesture.apps.predict import predict
 
-    cfg = load_config(a.config, a.set)
-    zipped = predict(cfg, a.checkpoint, a.data, a.out, split=a.split, style=a.style, num_clips=a.clips,
-                     device=a.device)
-    print(f"wrote {a.out}/predictions.csv, scores.csv and {zipped}")
+    written = predict(cfg, a.checkpoint, a.data, a.out, split=a.split, style=a.style, num_clips=a.clips,
+                      device=a.device)
+    print(f"wrote the predictions to {a.out} ({written.name})")
 
 
 def cmd_demo(a: argparse.Namespace) -> None:
+    check_output_dir(a.out, "--out", create=False)
     from microgesture.apps.demo import run_demo
 
     run_demo(a.out, epochs=a.epochs, seed=a.seed)
@@ -219,14 +280,49 @@ def _data_commands(sub) -> None:
     o.add_argument("--labels", type=Path, required=True, help="iMiGUE master label table (labels_*.csv)")
     o.add_argument("--video-id", type=int, default=None, help="default: from the file names")
     o.set_defaults(func=cmd_import_openpose)
+    _format_commands(dsub, isub, common)
 
     v = dsub.add_parser("validate", help="check a dataset folder or an annotation file; exit 1 on any problem")
     v.add_argument("path", type=Path)
+    v.add_argument("--video-root", type=Path, default=None,
+                   help="for an annotation file: where its relative video paths start (default: its own folder)")
+    v.add_argument("--decode", action="store_true",
+                   help="decode every frame of every video (slow): finds corrupt data behind a valid header")
     v.set_defaults(func=cmd_validate)
 
     sm = dsub.add_parser("summary", help="clips per class and split, subjects, videos, frames")
     sm.add_argument("annotations", type=Path)
     sm.set_defaults(func=cmd_summary)
+
+
+def _format_commands(dsub, isub, common) -> None:
+    """SMG and PYSKL: `data import smg`, `data import pyskl`, `data export pyskl`."""
+    g = isub.add_parser("smg", parents=[common], help="SMG folders (SampleNNNN/ with _skeleton.csv, _finelabels.csv); "
+                                                      "--layout ntu25, --protocol default smg-xsub")
+    g.add_argument("src_dir", type=Path)
+    g.add_argument("--coords", choices=["pixel", "world"], default="pixel",
+                   help="pixel: the colour-image coordinates (assumed 1920x1080); world: Kinect (x, -y) in metres")
+    g.add_argument("--skip-unusable", action="store_true", help="skip label rows outside the skeleton (with a warning)")
+    g.set_defaults(func=cmd_import_smg, layout="ntu25")
+    p = isub.add_parser("pyskl", help="a PYSKL / MMAction2 skeleton annotation pickle (keeps its split)")
+    p.add_argument("file", type=Path)
+    p.add_argument("--out", type=Path, required=True, help="annotation pickle to write")
+    p.add_argument("--layout", required=True, help="the file's joint layout: coco17, ntu25, or one of ours")
+    p.add_argument("--persons", type=_positive_int, default=None,
+                   help="persons per clip (default: the most in any clip)")
+    p.add_argument("--classes", type=Path, default=None, help="text file with one class name per line")
+    p.add_argument("--num-classes", type=_positive_int, default=None, help="class count when no --classes")
+    p.add_argument("--project", choices=["xy"], default=None,
+                   help="3-D keypoints: keep (x, -y), an orthographic view from the camera (else refused)")
+    p.add_argument("--split-name", default="train", help="split of a file that is a bare list of clips")
+    p.set_defaults(func=cmd_import_pyskl)
+    exp = dsub.add_parser("export", help="write an annotation file in another toolkit's format")
+    esub = exp.add_subparsers(dest="export_command", required=True)
+    e = esub.add_parser("pyskl", help="a PYSKL annotation pickle (its keys only) for PYSKL / MMAction2")
+    e.add_argument("annotations", type=Path)
+    e.add_argument("--out", type=Path, required=True)
+    e.add_argument("--layout", default=None, help="convert to coco17 or ntu25 first (PYSKL has graphs for those)")
+    e.set_defaults(func=cmd_export_pyskl)
 
 
 def _model_commands(sub) -> None:
@@ -239,6 +335,8 @@ def _model_commands(sub) -> None:
     scoring.add_argument("--clips", type=_positive_int, default=None, help="test-time clips averaged per sample")
     device = argparse.ArgumentParser(add_help=False)
     device.add_argument("--device", default=None, help="cpu, cuda, cuda:1 (default: cuda if available)")
+    device.add_argument("--video-root", type=Path, default=None,
+                        help="folder the annotation file's relative video paths start from (default: its own folder)")
 
     t = sub.add_parser("train", parents=[sets], help="train a model from a YAML config")
     t.add_argument("--out", type=Path, default=None, help="run folder (default runs/<name>)")
@@ -307,18 +405,22 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
     print(f"warning: {message}", file=file or sys.stderr)
 
 
-def main(argv: list[str] | None = None) -> int:
+def run(argv: list[str] | None = None) -> int:
+    """Parse and run one command; errors propagate (`main` turns them into one line and exit 2)."""
     args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     try:
-        code = args.func(args)
+        return run(argv)
     except MicrogestureError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return int(code or 0)
 
 
 if __name__ == "__main__":

@@ -151,8 +151,12 @@ class TokenCache:
         if path.is_file():
             old = _read_manifest(path)
             _check_same(path, old, manifest)
-            # A shard listed complete whose file has gone is simply made again.
-            manifest["complete"] = sorted(k for k in old["complete"] if (cache_dir / shard_name(k)).is_file())
+            # A shard listed complete whose file has gone, or whose bytes changed (truncated,
+            # corrupted), is made again.
+            manifest["shard_sha256"] = dict(old.get("shard_sha256", {}))
+            intact = _intact_shards(cache_dir, old)
+            manifest["complete"] = sorted(intact)
+            manifest["shard_sha256"] = {k: v for k, v in manifest["shard_sha256"].items() if int(k) in intact}
         elif cache_dir.is_dir() and any(cache_dir.iterdir()):
             raise DataError(cache_dir, f"folder is not empty and has no {MANIFEST}: not a token cache; {_FIX}")
         cache = cls(cache_dir, manifest)
@@ -184,8 +188,10 @@ class TokenCache:
         data = {i: {key: _compact(t) for key, t in samples[i].items()} for i in expected}
         with atomic_path(self.dir / shard_name(k)) as tmp:
             torch.save(data, tmp)
+            sha = sha256_file(tmp)
         self._complete.add(k)
         self.manifest["complete"] = sorted(self._complete)
+        self.manifest.setdefault("shard_sha256", {})[str(k)] = sha
         self._write_manifest()
 
     @property
@@ -215,6 +221,11 @@ class TokenCache:
         _check_annotations(path, manifest, str(Path(annotation_path).resolve()), _annotation_sha(annotation_path))
         if encoders_meta is not None:
             _check_encoders(path, manifest, _normalise_encoders(encoders_meta))
+        damaged = sorted(set(manifest["complete"]) - _intact_shards(Path(cache_dir), manifest))
+        if damaged:
+            raise DataError(Path(cache_dir) / shard_name(damaged[0]),
+                            f"{len(damaged)} shard(s) are missing or corrupted (their bytes differ from when they "
+                            "were written); run `microgesture extract` again to rebuild them")
         cache = cls(cache_dir, manifest, lru_shards)
         if sample_ids is not None:
             wanted = sample_ids.values() if isinstance(sample_ids, Mapping) else [sample_ids]
@@ -277,6 +288,18 @@ class TokenCache:
         while len(self._lru) > self._lru_size:
             self._lru.popitem(last=False)
         return data
+
+
+def _intact_shards(cache_dir: Path, manifest: dict[str, Any]) -> set[int]:
+    """The complete shards whose files exist with the recorded SHA-256 (files of caches written
+    before hashes were recorded count when they exist)."""
+    hashes = manifest.get("shard_sha256", {})
+    intact = set()
+    for k in manifest["complete"]:
+        path = cache_dir / shard_name(k)
+        if path.is_file() and (str(k) not in hashes or sha256_file(path) == hashes[str(k)]):
+            intact.add(k)
+    return intact
 
 
 def _compact(t: torch.Tensor) -> torch.Tensor:

@@ -90,6 +90,18 @@ def iter_frames(path: str | Path, *, threads: bool = True) -> Iterator[np.ndarra
             yield _to_rgb(frame, info, reformatter)
 
 
+def decode_all(path: str | Path) -> int:
+    """Decode every frame (no conversion), returning the count; DataError at the first frame that
+    cannot be decoded. `data validate --decode` uses it to find corrupt data behind a valid header."""
+    with _open(path) as container:
+        stream = container.streams.video[0]
+        stream.thread_type = "AUTO"
+        count = 0
+        for count, _ in enumerate(_frames(path, container, stream), 1):
+            pass
+    return count
+
+
 def _check_indices(path: str | Path, indices: Sequence[int], num_frames: int) -> list[int]:
     out = []
     for i in indices:

@@ -1,4 +1,5 @@
-"""The iMiGUE micro-gesture classes and emotion labels (DOMAIN.md section 1)."""
+"""Class names: iMiGUE's 32 micro-gesture classes and emotion labels (iMiGUE, Liu et al., CVPR 2021),
+SMG's 17 micro-gesture classes."""
 
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ IMIGUE_CLASSES: tuple[str, ...] = (
 )
 NUM_CLASSES = len(IMIGUE_CLASSES)
 
-# Share of each class among iMiGUE's 18,499 clips, in percent (DOMAIN.md). The illustrative
+# Share of each class among iMiGUE's 18,499 clips, in percent (the iMiGUE paper). The illustrative
 # class is "about 31%": we use the remainder so the shares sum to 100.
 _KNOWN_SHARES = (
     0.08, 2.78, 0.24, 1.47, 0.49, 0.17, 0.49, 6.13, 0.71, 0.03, 2.45, 1.07, 0.76, 0.38, 0.24,
@@ -82,3 +83,26 @@ def emotion_index(name: str) -> int:
     if key in ("lose", "loss", "negative", "0"):
         return 0
     raise ValueError(f"emotion {name!r} is not one of win/lose")
+
+
+# SMG ("SMG: A Micro-gesture Dataset Towards Spontaneous Body Gestures for Emotional Stress State
+# Analysis", IJCV 2023): 0-based index = the label in SMG's `_finelabels.csv` files (1..17) - 1.
+SMG_CLASSES: tuple[str, ...] = (
+    "Turtling neck and shoulder",
+    "Rubbing eyes and forehead",
+    "Folding arms",
+    "Touching or covering suprasternal notch",
+    "Moving legs",
+    "Touching or scratching neck",
+    "Folding arms behind body",
+    "Rubbing hands and crossing finger",
+    "Arms akimbo",
+    "Crossing legs",
+    "Scratching some part of body",
+    "Scratching or touching facial parts other than eyes",
+    "Playing or adjusting hair",
+    "Holding arms",
+    "Pulling shirt collar",
+    "Playing with jewelry, and manipulating other objects",
+    "Illustrative hand gestures",
+)

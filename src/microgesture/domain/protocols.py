@@ -1,9 +1,11 @@
-"""Train / val / test protocols (DOMAIN.md sections 1 and 2).
+"""Train / val / test protocols (iMiGUE's published protocols; docs/data.md).
 
 - `imigue-xsub`: MG classification, cross-subject; the 37 training subjects of the iMiGUE paper
   train, every other subject is test.
 - `imigue-emotion`: video-level emotion; the paper's 102 training and 100 test videos. Clips
   of any other video are in no split.
+- `smg-xsub`: SMG's MG classification protocol (the authors' released code): participants 36-40
+  are test, 1-35 train.
 - `synthetic-xsub`: subject-disjoint for data with no official protocol: subjects sorted by
   id, the last third (at least one) is test, the rest train.
 - `none`: everything in `test` (unlabelled data, or data only to be scored).
@@ -23,7 +25,7 @@ import numpy as np
 
 from microgesture.errors import ConfigError, DataError
 
-PROTOCOLS: tuple[str, ...] = ("imigue-xsub", "imigue-emotion", "synthetic-xsub", "none")
+PROTOCOLS: tuple[str, ...] = ("imigue-xsub", "imigue-emotion", "smg-xsub", "synthetic-xsub", "none")
 
 IMIGUE_TRAIN_SUBJECTS = frozenset({
     2, 4, 5, 6, 9, 10, 12, 13, 14, 15, 17, 18, 20, 21, 22, 23, 25, 28, 29, 30, 31, 35, 36, 38,
@@ -45,6 +47,7 @@ IMIGUE_EMOTION_TEST_VIDEOS = frozenset({
     363, 374, 400, 401, 403, 404, 405, 406, 408, 416, 417, 419, 421, 428, 430, 431, 437, 438,
     439, 442, 443, 444, 446, 447,
 })
+SMG_TEST_SUBJECTS = frozenset(range(36, 41))
 SYNTHETIC_TEST_FRACTION = 1 / 3
 
 
@@ -100,6 +103,9 @@ def _partition(ids: list[int], protocol: str) -> tuple[set[int], set[int]]:
     if protocol == "imigue-emotion":
         return ({i for i in ids if i in IMIGUE_EMOTION_TRAIN_VIDEOS},
                 {i for i in ids if i in IMIGUE_EMOTION_TEST_VIDEOS})
+    if protocol == "smg-xsub":
+        test = {i for i in ids if i in SMG_TEST_SUBJECTS}
+        return set(ids) - test, test
     n_test = max(1, round(len(ids) * SYNTHETIC_TEST_FRACTION)) if len(ids) > 1 else 0
     return set(ids[: len(ids) - n_test]), set(ids[len(ids) - n_test:])
 

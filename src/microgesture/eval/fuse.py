@@ -4,7 +4,7 @@ Two modes:
 - `score`: the weighted sum of the raw scores, MMAction2's `report_accuracy.py` convention
   (without `--apply-softmax`). Meaningful when the streams' scores share a scale (e.g. all are
   softmax probabilities, as in MMAction2's dumps).
-- `softmax`: temperature-scaled soft voting (seed B): each stream's scores become probabilities
+- `softmax`: temperature-scaled soft voting (arXiv 2606.13030): each stream's scores become probabilities
   `softmax(logits / T)` and the weighted sum of those is the fused score. A stream whose file
   already holds probabilities (every row in [0, 1] summing to 1, detected per stream unless
   `probabilities` says otherwise) is turned back into logits with `log p` first, so that T = 1

@@ -1,4 +1,4 @@
-"""Classification and emotion metrics, numpy only (DOMAIN.md section 2).
+"""Classification and emotion metrics, numpy only (the field's metrics: docs/training.md).
 
 Conventions, stated once:
 - top-k: a sample counts as correct when its label is among the k highest scores; ties are broken

@@ -12,14 +12,14 @@ MMAction2 pickles (`tools/test.py --dump` or `--out`), read by `read_scores` as 
 - MMAction2 0.x: a list of score arrays (K,) or one [N, K] array, without labels (labels -1).
 The `#<index>` ids make two pickles of the same test list align position by position.
 
-Security: unpickling runs code named in the file. Read only pickles you trust (your own runs).
+Security: pickles are read with a restricted unpickler that allows only numpy arrays, builtin
+containers and torch tensors (their storages through `torch.load(weights_only=True)`), and torch
+zip archives with `torch.load(weights_only=True)`: a crafted file is refused, never run.
 """
 
 from __future__ import annotations
 
 import csv
-import io
-import pickle
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,6 +29,7 @@ import numpy as np
 
 from microgesture.errors import DataError
 from microgesture.utils.io import atomic_open
+from microgesture.utils.safe_pickle import load_pickle
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".pth", ".pt")
 _FORBIDDEN_ID_CHARS = (",", '"', "\n", "\r")
@@ -201,30 +202,17 @@ def _check_unique(path: Path, ids: list[str], places: list[str]) -> None:
 
 
 def _load_pickle(path: Path) -> Any:
-    """Unpickle an MMAction2 result file. Trusted files only: unpickling executes code."""
-    try:
-        import torch
-    except ImportError:
-        raise DataError(path, "reading MMAction2 result pickles needs PyTorch installed") from None
-
-    def storage_from_bytes(data: bytes) -> Any:
-        # Tensors pickled with plain pickle carry torch.save bytes; map CUDA tensors to the CPU.
-        return torch.load(io.BytesIO(data), map_location="cpu", weights_only=False)
-
-    class _Unpickler(pickle.Unpickler):
-        def find_class(self, module: str, name: str) -> Any:
-            if module == "torch.storage" and name == "_load_from_bytes":
-                return storage_from_bytes
-            return super().find_class(module, name)
+    """An MMAction2 result file, read without running any code in it (see module doc)."""
+    with open(path, "rb") as fh:
+        zipped = fh.read(2) == b"PK"
+    if not zipped:
+        return load_pickle(path, what="score file", torch_tensors=True)
+    import torch
 
     try:
-        with open(path, "rb") as fh:
-            if fh.read(2) == b"PK":  # a torch.save zip archive
-                return torch.load(path, map_location="cpu", weights_only=False)
-            fh.seek(0)
-            return _Unpickler(fh).load()
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a bad file
-        raise DataError(path, f"cannot unpickle: {type(exc).__name__}: {exc}") from exc
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - truncated, foreign, or objects that would run code
+        raise DataError(path, f"not a readable score file: refused by a safe load ({str(exc).splitlines()[0]})") from None
 
 
 def _to_numpy(value: Any) -> np.ndarray:

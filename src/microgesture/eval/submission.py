@@ -1,4 +1,4 @@
-"""MiGA challenge submission files (DOMAIN.md section 2).
+"""MiGA challenge submission files (docs/data.md, "MiGA layouts and submissions").
 
 Classification: one CSV zipped alone (at the zip's root), one row per test sample:
 - style "2025": header `Id,Target`, then `<sample>,<class>`;

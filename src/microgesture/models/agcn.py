@@ -308,7 +308,8 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: AGCN) -> di
                               or not torch.allclose(fixed.float(), model.adjacency, atol=1e-4)):
         out.notes.append(
             f"the checkpoint's fixed graph differs from layout {model.layout.name!r} (same {model.num_joints} "
-            "joints): check that the joint order matches; the difference is kept in the learned offsets B_k"
+            f"joints) at {_differing_joints(fixed, model)}: check that the joint order matches; the difference "
+            "is kept in the learned offsets B_k"
         )
     for index, parts in sorted(blocks.items()):
         out.update(_map_block(index, parts, origins[index], fixed, model, out.notes))
@@ -317,6 +318,15 @@ def checkpoint_filter_fn(state_dict: dict[str, torch.Tensor], model: AGCN) -> di
             continue
         out.update(_map_top(key, value, model, out.notes))
     return out
+
+
+def _differing_joints(fixed: torch.Tensor, model: AGCN) -> str:
+    """The joints whose links differ between a checkpoint's fixed graph and the layout's, by name."""
+    if fixed.shape != model.adjacency.shape:
+        return f"shape {tuple(fixed.shape)}"
+    diff = (fixed.float() - model.adjacency).abs() > 1e-4
+    joints = torch.nonzero(diff.any(0).any(0) | diff.any(0).any(1)).flatten().tolist()
+    return "joints " + ", ".join(model.layout.joint_names[j] for j in joints)
 
 
 def _own_keys(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:

@@ -73,7 +73,9 @@ def _rename(key: str, value: Any, arch: str, stream: str) -> dict[str, Any]:
         return {f"encoders.{stream if arch == 'skeleton' else 'rgb'}.{key}": value}
     for old, new in (("rgb_encoder.", "encoders.rgb."), ("skeleton_encoder.", f"encoders.{stream}.")):
         if key.startswith(old):
-            return {new + key[len(old):]: value}
+            rest = key[len(old):]
+            # 0.1 kept the streams' own heads in a fusion model, unused: 0.2 drops them.
+            return {} if rest.startswith("head") else {new + rest: value}
     if key.startswith("fusion."):
         return _rename_fusion(key[len("fusion."):], value, arch, stream)
     return {key: value}

@@ -306,12 +306,28 @@ def check_experiment(cfg: ExperimentConfig) -> None:
                           "and no fusion")
 
 
+def _prefer_overridden_source(data: dict, overrides: list[str]) -> dict:
+    """`--set data.annotations=FILE` trains on FILE even when the YAML names synthetic data (and
+    `--set data.synthetic...` the other way round): the command line wins, as a user expects."""
+    keys = {item.split("=", 1)[0].strip() for item in overrides
+            if item.split("=", 1)[-1].strip().lower() not in ("null", "~", "none", "")}
+    section = data.get("data") if isinstance(data.get("data"), dict) else None
+    if section is None:
+        return data
+    if "data.annotations" in keys:
+        section.pop("synthetic", None)
+    elif any(k == "data.synthetic" or k.startswith("data.synthetic.") for k in keys):
+        section.pop("annotations", None)
+    return data
+
+
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> ExperimentConfig:
     """Read a YAML config (or start from defaults when path is None) and apply `--set` overrides."""
     from microgesture.train.compat import migrate_config
 
     data = read_yaml(path) if path is not None else {}
-    data = apply_overrides(migrate_config(data), list(overrides or []))
+    data = _prefer_overridden_source(migrate_config(data), list(overrides or []))
+    data = apply_overrides(data, list(overrides or []))
     data = migrate_config(data)  # an override may have used the 0.1 names
     try:
         cfg = from_dict(ExperimentConfig, data)

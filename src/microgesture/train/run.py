@@ -17,6 +17,7 @@ import torch
 import yaml
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
 from microgesture.data.transforms.pipelines import VideoInput
 from microgesture.errors import ConfigError, DataError
@@ -121,7 +122,21 @@ def make_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list | None = 
         num_sanity_val_steps=0,
     )
     kwargs.update(overrides)
-    return L.Trainer(**kwargs)
+    check_devices(t)
+    try:
+        return L.Trainer(**kwargs)
+    except (MisconfigurationException, ValueError, RuntimeError) as exc:
+        raise ConfigError(f"trainer: {str(exc).splitlines()[0]} (trainer.accelerator={t.accelerator!r}, "
+                          f"devices={t.devices!r}, strategy={t.strategy!r}, precision={t.precision!r})") from None
+
+
+def check_devices(t) -> None:
+    """Trainer settings that cannot work on this machine, as a sentence naming the option."""
+    if isinstance(t.devices, int) and t.devices == 0 or t.devices in ("0", []):
+        raise ConfigError("trainer.devices (--devices): 0 devices cannot train; use 1, a list, or auto")
+    if t.accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise ConfigError(f"trainer.accelerator (--accelerator): {t.accelerator!r} asked for, but no CUDA GPU "
+                          "is available here; use cpu or auto")
 
 
 def fit(
@@ -155,11 +170,11 @@ def _fit(cfg: ExperimentConfig, run_dir: Path, resume_from: Path | None, callbac
         class_weight=None if weights is None else weights.tolist(),
         encoders=dm.token_cache().encoders if dm.cached else None,
     )
-    write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     has_val = dm.has_split(cfg.data.val_split)
     if not has_val:
         trainer_overrides.setdefault("limit_val_batches", 0)
     trainer = make_trainer(cfg, run_dir, callbacks, **trainer_overrides)
+    write_text(run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
     if not has_val:  # no validation split: keep the last epoch as "best"
         trainer.checkpoint_callback.monitor = None
     started = time.perf_counter()
@@ -292,20 +307,22 @@ def evaluate(
 def scoring_data(cfg: ExperimentConfig, module: Classifier, annotations: str | Path | None = None) -> MGDataModule:
     """The data a trained model scores: the cache it was trained on when that fits, else raw clips.
 
-    A fusion trained on cached tokens scores any other annotation file from raw clips: its
-    encoders come from the runs its config names (`model.streams.*.checkpoint`).
+    A fusion trained on cached tokens scores any other annotation file (or the same one without
+    `data.cache`) from raw clips: its encoders come from the runs its config names
+    (`model.streams.*.checkpoint`), checked to be the ones the tokens came from.
     """
     data = cfg.data if annotations is None else replace(cfg.data, annotations=str(annotations), synthetic=None)
     cfg = replace(cfg, data=data)
-    if cfg.data.cache is None or module.model.encoders is not None:
-        return data_module(cfg, cached=False)
-    dm = data_module(cfg, cached=True)
-    dm.load()
-    try:
-        dm.token_cache()
-        return dm
-    except DataError:
-        pass
+    if module.model.encoders is not None:
+        return data_module(replace(cfg, data=replace(cfg.data, cache=None)), cached=False)
+    if cfg.data.cache is not None:
+        dm = data_module(cfg, cached=True)
+        dm.load()
+        try:
+            dm.token_cache()
+            return dm
+        except DataError:  # another file, or another cache: read raw clips instead
+            pass
     from microgesture.train.extract import attach_encoders
 
     attach_encoders(module, cfg)

@@ -33,10 +33,17 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _remove_litter(run_dir: Path) -> None:
+    """Temporary files of atomic writes cut short (a kill -9 mid-save); safe to delete under the lock."""
+    for tmp in [*run_dir.glob(".*.tmp"), *run_dir.glob("*/.*.tmp")]:
+        tmp.unlink(missing_ok=True)
+
+
 class RunLock:
     def __init__(self, run_dir: str | Path):
         self.path = Path(run_dir) / LOCK_NAME
         self.held = False
+        self.created = False
 
     def __enter__(self) -> RunLock:
         if not _is_main_rank():
@@ -44,6 +51,7 @@ class RunLock:
         run_dir = self.path.parent
         if run_dir.exists() and not run_dir.is_dir():
             raise DataError(run_dir, "is a file, not a run folder: choose another --out")
+        self.created = not run_dir.exists()
         try:
             run_dir.mkdir(parents=True, exist_ok=True)
         except (FileExistsError, NotADirectoryError):
@@ -58,6 +66,7 @@ class RunLock:
             with os.fdopen(fd, "w") as fh:
                 json.dump(me, fh)
             self.held = True
+            _remove_litter(run_dir)
             return self
         raise DataError(run_dir, "could not lock the run folder")
 
@@ -76,7 +85,10 @@ class RunLock:
         warnings.warn(f"{self.path.parent}: taking over the lock of process {pid}, which is gone", stacklevel=3)
         self.path.unlink(missing_ok=True)
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         if self.held:
             self.path.unlink(missing_ok=True)
             self.held = False
+            # A run that failed before writing anything leaves no empty folder behind.
+            if exc_type is not None and self.created and not any(self.path.parent.iterdir()):
+                self.path.parent.rmdir()

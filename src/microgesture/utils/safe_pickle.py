@@ -23,7 +23,9 @@ _NUMPY = {
     "numpy.core.numeric": {"_frombuffer"},
     "numpy._core.numeric": {"_frombuffer"},
 }
-_BUILTINS = {"builtins": {"set", "frozenset", "complex", "slice", "bytearray"}, "collections": {"OrderedDict"}}
+# `_codecs.encode` is how protocol-2 pickles spell bytes (as torch's weights_only loader allows too).
+_BUILTINS = {"builtins": {"set", "frozenset", "complex", "slice", "bytearray"}, "collections": {"OrderedDict"},
+             "_codecs": {"encode"}}
 _TORCH = {
     "torch._utils": {"_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter"},
     "torch": {"Size", "device", "float32", "float16", "bfloat16", "float64", "int64", "int32", "uint8", "bool",

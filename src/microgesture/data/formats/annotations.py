@@ -20,10 +20,11 @@ Each video record (new in version 2) describes one untrimmed source video:
     video_id, subject_id, emotion (video-level label: 1 win, 0 lose, -1 unknown), fps,
     num_frames (frames of the whole skeleton sequence), img_shape (h, w), video_path,
     skeleton_path + skeleton_format (where the whole skeleton sequence is read from again:
-    'miga_csv', 'openpose_json', or None), layout, labelled_segments (label rows in the source),
-    and optionally face_video_path (the video's face track `<vid>_face.mp4`, with its
+    'miga_csv', 'openpose_json', 'smg_csv', or None), layout, labelled_segments (label rows in the
+    source), and optionally face_video_path (the video's face track `<vid>_face.mp4`, with its
     `<vid>_face.csv` beside it: data/formats/facetrack.py; absent or None when there is none).
-    At load time each clip gets its video's `face_video_path` (None when its video has none).
+    An importer may add fields of its own (SMG: `state_labels`). At load time each clip gets its
+    video's `face_video_path` (None when its video has none).
 
 Paths are relative to the annotation file's folder (absolute ones are kept), so a file moved
 together with its videos keeps working; `load_annotations(video_root=...)` resolves them under
@@ -69,8 +70,7 @@ OPTIONAL_DEFAULTS: dict[str, Any] = {
 }
 VIDEO_KEYS = ("video_id", "subject_id", "emotion", "fps", "num_frames", "img_shape", "video_path",
               "skeleton_path", "skeleton_format", "layout", "labelled_segments")
-SKELETON_FORMATS = ("miga_csv", "openpose_json")
-OPTIONAL_VIDEO_KEYS = ("face_video_path",)
+SKELETON_FORMATS = ("miga_csv", "openpose_json", "smg_csv")
 
 
 def make_clip(
@@ -146,7 +146,7 @@ def clip_problems(clip: Any, num_classes: int | None = None) -> list[str]:
     problems = []
     for key, kind in REQUIRED_KEYS.items():
         if key not in clip:
-            problems.append(f"{key}: missing")
+            problems.append(f"{key}: missing" + _three_d_hint(clip, key))
         elif not isinstance(clip[key], kind):
             problems.append(f"{key}: is {type(clip[key]).__name__}, expected {_kind_name(kind)}")
     if problems:
@@ -164,6 +164,13 @@ def clip_problems(clip: Any, num_classes: int | None = None) -> list[str]:
         problems.append(f"end_frame: [{start}, {end}] spans {end - start + 1} frames, "
                         f"total_frames is {clip['total_frames']}")
     return problems
+
+
+def _three_d_hint(clip: dict[str, Any], key: str) -> str:
+    kp = clip.get("keypoint")
+    if key != "keypoint_score" or not isinstance(kp, np.ndarray) or kp.ndim != 4 or kp.shape[-1] != 3:
+        return ""
+    return " (3-D keypoints without scores, as in PYSKL's NTU files: `microgesture data import pyskl --project xy`)"
 
 
 def _keypoint_problems(clip: dict[str, Any]) -> list[str]:
@@ -314,6 +321,11 @@ def read_annotation_pickle(path: str | Path) -> Any:
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "annotation file not found" if not path.exists() else "is not a file")
+    with open(path, "rb") as fh:
+        head = fh.read(1)
+    if head != b"\x80":  # every pickle since protocol 2 starts with PROTO
+        raise DataError(path, "not a pickle file (it does not start like one); expected an annotation "
+                              "pickle from `data import`")
     return load_pickle(path, what="annotation pickle")
 
 

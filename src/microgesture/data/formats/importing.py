@@ -156,6 +156,9 @@ def import_videos(
     """Clips and video records of every source (see module doc)."""
     out = _Collected([], [], [], 0, {})
     for src in sources:
+        if not src.rows:
+            warnings.warn(f"{src.label_file}: no label rows, video {src.video_id} adds no clips", UserWarning,
+                          stacklevel=2)
         shape, where, header_fps = resolve_img_shape(src, img_shape)
         out.shape_sources[where] = out.shape_sources.get(where, 0) + 1
         subject, emotion = people.get(src.video_id, (-1, -1))

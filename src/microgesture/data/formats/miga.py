@@ -29,7 +29,7 @@ from microgesture.data.formats.importing import (
     save_import,
     to_target_layout,
 )
-from microgesture.data.formats.text import MAX_ISSUES, Issue, parse_int, raise_first, read_lines
+from microgesture.data.formats.text import MAX_ISSUES, Issue, is_number, parse_int, raise_first, read_lines
 from microgesture.domain.classes import class_index_from_raw
 from microgesture.domain.layouts import MIGA35, convert_rows
 from microgesture.domain.protocols import check_protocol
@@ -123,12 +123,14 @@ def read_labels(path: str | Path) -> list[tuple[int, int, int]]:
     return [(r.label, r.start, r.end) for r in read_label_rows(path)]
 
 
-def _columns_message(count: int, num_joints: int) -> str:
+def _columns_message(count: int, num_joints: int, every_row: bool) -> str:
     msg = f"{count} columns, expected {1 + 3 * num_joints} (frame index + {num_joints} joints x (x, y, confidence))"
     if (count - 1) % 3 == 0:
         msg += f"; this row has {(count - 1) // 3} joints"
-    elif count % 3 == 0:
+    elif count % 3 == 0 and every_row:
         msg += f"; it looks like {count // 3} joints without the frame-index column"
+    else:  # other rows are fine: this one lost or gained values
+        msg += "; values are missing or extra on this row"
     return msg
 
 
@@ -153,7 +155,7 @@ def _split_rows(lines: list[str], ncols: int, num_joints: int, issues: list[Issu
             wrong.setdefault(len(parts), []).append(line_no)
     for count, where in wrong.items():
         more = f" (also {len(where) - 1} more line(s) with {count} columns)" if len(where) > 1 else ""
-        issues.append((f"line {where[0]}", _columns_message(count, num_joints) + more))
+        issues.append((f"line {where[0]}", _columns_message(count, num_joints, not rows and len(wrong) == 1) + more))
     return rows, line_nos
 
 
@@ -168,17 +170,9 @@ def _to_floats(rows, line_nos, ncols: int, issues: list[Issue]) -> tuple[np.ndar
             good.append([float(p) for p in parts])
             kept.append(line_no)
         except ValueError:
-            col = next(i for i, p in enumerate(parts) if not _is_float(p))
+            col = next(i for i, p in enumerate(parts) if not is_number(p))
             issues.append((f"line {line_no}, {_field_name(col)}", f"{parts[col].strip()!r} is not a number"))
     return np.array(good, dtype=np.float64).reshape(len(good), ncols), kept
-
-
-def _is_float(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def parse_skeleton(path: str | Path) -> tuple[np.ndarray, np.ndarray, list[Issue]]:

@@ -36,6 +36,8 @@ def _person_joints(person: object, path: Path, index: int) -> np.ndarray:
         if not values and key != "pose_keypoints_2d":
             out.append(np.zeros((count, 3)))
             continue
+        if key not in person:
+            raise DataError(path, "missing: every person needs its BODY_25 points", where)
         if not isinstance(values, list) or len(values) != 3 * count:
             size = len(values) if isinstance(values, list) else type(values).__name__
             expected = f"expected {3 * count} ({count} points x (x, y, confidence))"

@@ -43,6 +43,15 @@ def parse_int(text: str) -> int | None:
     return int(value)
 
 
+def is_number(text: str) -> bool:
+    """Whether float() reads `text` (for saying which value of a row is not a number)."""
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
 def raise_first(path: str | Path, issues: list[Issue]) -> None:
     """Raise a DataError for the first issue (and say how many more there are)."""
     if not issues:

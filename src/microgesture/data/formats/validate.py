@@ -2,7 +2,8 @@
 
 `validate_path` accepts a MiGA-layout folder (or one video's folder), a single
 `<vid>_label.csv` / `<vid>_light_hand.csv`, an iMiGUE label table (`*.csv`), an OpenPose JSON
-folder (first problem only), or an annotation pickle.
+folder (first problem only), an SMG folder (`SampleNNNN/` sequences, or one of them), or an
+annotation pickle.
 An empty list means the data is clean.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from microgesture.data.formats import miga
+from microgesture.data.formats import miga, smg
 from microgesture.data.formats.annotations import (
     clip_problems,
     dataset_problems,
@@ -25,7 +26,7 @@ from microgesture.data.formats.annotations import (
 from microgesture.data.formats.facetrack import FACE_SIZE, face_csv_path, face_video_path, parse_face_csv
 from microgesture.data.formats.imigue_table import parse_label_table, parse_videos_csv, video_table
 from microgesture.data.formats.importing import slice_frames
-from microgesture.data.video import video_info
+from microgesture.data.video import decode_all, video_info
 from microgesture.errors import DataError
 
 # Keypoints further than this beyond img_shape suggest (w, h) written as (h, w).
@@ -44,17 +45,27 @@ class Problem:
         return f"warning: {text}" if self.warning else text
 
 
-def validate_path(path: str | Path) -> list[Problem]:
-    """Every problem in a dataset path; see the module docstring for what it accepts."""
+def validate_path(path: str | Path, video_root: str | Path | None = None, decode: bool = False) -> list[Problem]:
+    """Every problem in a dataset path; see the module docstring for what it accepts.
+
+    `video_root`: for an annotation file, where its relative video paths start (default: its folder).
+    `decode`: decode every frame of every video (slow), to find corrupt data behind a valid header.
+    """
     path = Path(path)
     if not path.exists():
         return [Problem(str(path), "", "not found")]
     if path.is_dir():
+        if not any(path.iterdir()):
+            return [Problem(str(path), "", "empty folder: expected a MiGA-layout folder (<vid:04d>/ sub-folders), "
+                                           "an SMG folder (SampleNNNN/ sub-folders) "
+                                           "or a folder of OpenPose <vid>_<frame>_keypoints.json files")]
         if any(p.name.endswith("_keypoints.json") for p in path.iterdir()):
             return _validate_openpose(path)
-        return validate_miga_folder(path)
+        if smg.is_smg_folder(path):
+            return validate_smg_folder(path)
+        return validate_miga_folder(path, decode)
     if path.suffix in (".pkl", ".pickle"):
-        return validate_annotation_file(path)
+        return validate_annotation_file(path, video_root, decode)
     if path.name.endswith("_label.csv"):
         return _issues(path, miga.parse_labels(path)[1])
     if path.name.endswith("_light_hand.csv"):
@@ -75,7 +86,7 @@ def _from_error(exc: DataError) -> Problem:
     return Problem("" if exc.path is None else str(exc.path), exc.where or "", exc.detail)
 
 
-def validate_miga_folder(root: str | Path) -> list[Problem]:
+def validate_miga_folder(root: str | Path, decode: bool = False) -> list[Problem]:
     try:
         folders = miga.find_video_folders(root)
     except DataError as exc:
@@ -85,11 +96,11 @@ def validate_miga_folder(root: str | Path) -> list[Problem]:
     if videos_csv.is_file():
         problems += _issues(videos_csv, parse_videos_csv(videos_csv)[1])
     for _, folder in folders:
-        problems += _validate_video(folder)
+        problems += _validate_video(folder, decode)
     return problems
 
 
-def _validate_video(folder: Path) -> list[Problem]:
+def _validate_video(folder: Path, decode: bool = False) -> list[Problem]:
     label_file, skeleton_file, video = miga.video_files(folder)
     rows, label_issues = miga.parse_labels(label_file)
     frames, joints, skeleton_issues = miga.parse_skeleton(skeleton_file)
@@ -113,7 +124,7 @@ def _validate_video(folder: Path) -> list[Problem]:
             problems.append(Problem(str(label_file), where,
                                     f"frames {row.start}..{row.end}: every joint is zero (no person detected)"))
     if video.is_file():
-        problems += _check_video_length(video, skeleton_file, len(frames))
+        problems += _check_video_length(video, skeleton_file, len(frames), decode)
     face = face_video_path(video)
     if face.is_file() or face_csv_path(face).is_file():
         problems += face_track_problems(face, video if video.is_file() else None, len(frames))
@@ -149,6 +160,60 @@ def face_track_problems(face: Path, source: Path | None = None, frames: int | No
     return problems
 
 
+def validate_smg_folder(root: str | Path) -> list[Problem]:
+    """Every problem in an SMG folder (see smg.py): files, label rows against the skeleton, frame counts."""
+    try:
+        sequences = smg.find_sequences(root)
+    except DataError as exc:
+        return [_from_error(exc)]
+    problems: list[Problem] = []
+    for _, folder in sequences:
+        problems += _validate_smg_sequence(smg.sequence_files(folder))
+    return problems
+
+
+def _validate_smg_sequence(files: smg.SequenceFiles) -> list[Problem]:
+    rows, label_issues = smg.parse_labels(files.labels)
+    values, skeleton_issues = smg.parse_skeleton(files.skeleton)
+    problems = _issues(files.labels, label_issues) + _issues(files.skeleton, skeleton_issues)
+    problems += _duplicate_rows(files.labels, [r._replace(start=r.start + 1, end=r.end + 1) for r in rows])
+    if files.info.is_file():
+        info, info_issues = smg.parse_info(files.info)
+        problems += _issues(files.info, info_issues)
+        if info is not None and files.skeleton.is_file() and info["num_frames"] != len(values):
+            problems.append(Problem(str(files.info), "line 1", f"numFrames is {info['num_frames']}, but "
+                                    f"{files.skeleton.name} has {len(values)} rows", warning=True))
+    else:
+        problems.append(Problem(str(files.info), "", "not found: the frame rate is unknown", warning=True))
+    if files.states is not None:
+        problems += _issues(files.states, smg.parse_states(files.states)[1])
+    if not files.skeleton.is_file() or not len(values):
+        return problems
+    problems += _smg_detection_problems(files, values)
+    joints = smg.to_joints(values)
+    for row in rows:
+        where = f"line {row.line}"
+        first, last = row.start + 1, row.end + 1  # as written: SMG numbers frames from 1
+        if row.end >= len(values):
+            problems.append(Problem(str(files.labels), where, f"frames {first}..{last} go beyond the "
+                                    f"{len(values)} frames of {files.skeleton.name} (frames are numbered from 1)"))
+        elif not joints[row.start:row.end + 1, :, 2].any():
+            problems.append(Problem(str(files.labels), where, f"frames {first}..{last}: no joint detected"))
+    return problems
+
+
+def _smg_detection_problems(files: smg.SequenceFiles, values: np.ndarray) -> list[Problem]:
+    """Warnings for pixel positions Kinect could not map (non-finite) where the 3-D joint was tracked."""
+    tracked = np.isfinite(values[..., smg.WORLD]).all(-1) & (values[..., smg.WORLD] != 0).any(-1)
+    unmapped = tracked & ~np.isfinite(values[..., smg.PIXEL]).all(-1)
+    if not unmapped.any():
+        return []
+    frames = np.flatnonzero(unmapped.any(-1))
+    return [Problem(str(files.skeleton), f"line {frames[0] + 1}",
+                    f"{int(unmapped.sum())} tracked joint(s) in {len(frames)} frame(s) have no finite pixel "
+                    "position: they count as undetected with --coords pixel", warning=True)]
+
+
 def _duplicate_rows(label_file: Path, rows) -> list[Problem]:
     """A warning for each label row that repeats or overlaps an earlier one (same class or not)."""
     problems = []
@@ -164,9 +229,11 @@ def _duplicate_rows(label_file: Path, rows) -> list[Problem]:
     return problems
 
 
-def _check_video_length(video: Path, skeleton_file: Path, rows: int) -> list[Problem]:
+def _check_video_length(video: Path, skeleton_file: Path, rows: int, decode: bool = False) -> list[Problem]:
     try:
         count = video_info(video).num_frames
+        if decode:
+            decode_all(video)
     except DataError as exc:
         return [_from_error(exc)]
     if count != rows:
@@ -196,7 +263,8 @@ def _validate_openpose(folder: Path) -> list[Problem]:
     return []
 
 
-def validate_annotation_file(path: str | Path) -> list[Problem]:
+def validate_annotation_file(path: str | Path, video_root: str | Path | None = None,
+                             decode: bool = False) -> list[Problem]:
     """`annotations.dataset_problems`, plus frame ranges and img_shape against each clip's video."""
     path = Path(path)
     try:
@@ -210,13 +278,14 @@ def validate_annotation_file(path: str | Path) -> list[Problem]:
     if not isinstance(data, dict) or not isinstance(data.get("annotations"), list):
         return problems
     meta = data.get("meta") if isinstance(data.get("meta"), dict) else {}
-    data_here = {**data, "meta": {**meta, "path": str(path), "video_root": str(path.parent)}}
+    root = video_root if video_root is not None else path.parent
+    data_here = {**data, "meta": {**meta, "path": str(path), "video_root": str(root)}}
     headers: dict[Path, Any] = {}
     for i, clip in enumerate(data["annotations"]):
         if clip_problems(clip):  # already reported; the checks below need a well-formed clip
             continue
         where = f"annotations[{i}] ({clip['frame_dir']})"
-        problems += [Problem(str(path), where, m) for m in _clip_range_problems(data_here, clip, headers)]
+        problems += [Problem(str(path), where, m) for m in _clip_range_problems(data_here, clip, headers, decode)]
     return problems + _face_record_problems(path, data_here)
 
 
@@ -238,7 +307,7 @@ def _face_record_problems(path: Path, data: dict) -> list[Problem]:
     return problems
 
 
-def _clip_range_problems(data: dict, clip: dict, headers: dict) -> list[str]:
+def _clip_range_problems(data: dict, clip: dict, headers: dict, decode: bool = False) -> list[str]:
     problems = []
     start = int(clip.get("start_frame", 0) or 0)
     end = start + int(clip["total_frames"]) - 1
@@ -258,6 +327,8 @@ def _clip_range_problems(data: dict, clip: dict, headers: dict) -> list[str]:
     if video not in headers:
         try:
             info = video_info(video)
+            if decode:
+                decode_all(video)
             headers[video] = (info.num_frames, (info.height, info.width))
         except DataError as exc:
             headers[video] = exc

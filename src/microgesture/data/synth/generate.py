@@ -197,7 +197,8 @@ def _prepare_out(out_dir: Path, overwrite: bool) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise DataError(out_dir, "exists and is not a folder")
     if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise DataError(out_dir, "output folder is not empty; choose an empty or new folder, or allow overwriting")
+        raise DataError(out_dir, "output folder is not empty; choose an empty or new folder, or pass --overwrite "
+                                 "(overwrite=True) to replace it")
 
 
 def _install(tmp: Path, out_dir: Path) -> None:
