@@ -245,8 +245,9 @@ def test_face_errors_name_the_clip_and_file(synth, tmp_path):
     data = load_annotations(synth / "ann.pkl")
     clip = dict(data["annotations"][0], frame_inds=np.arange(8))
     step = FaceClip(FACE_SIZE, 4, **SWINFACE_NORM, root=data["meta"]["video_root"])
-    with pytest.raises(DataError, match=f"clip {clip['frame_dir']} .* has no face track"):
+    with pytest.raises(DataError, match=f"clip {clip['frame_dir']} .* has no face track") as err:
         step(dict(clip, face_video_path=None))
+    assert str(resolve_face_video_path(data, clip)) in str(err.value)  # the file it looked for
     gone = tmp_path / "0009_face.mp4"
     with pytest.raises(DataError, match="face-track video not found") as err:
         step(dict(clip, face_video_path=str(gone)))
