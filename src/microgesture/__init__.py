@@ -1,3 +1,3 @@
 """microgesture: micro-gesture recognition and behaviour-based emotion prediction."""
 
-__version__ = "0.1.0"
+__version__ = "0.3.0"

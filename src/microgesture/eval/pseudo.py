@@ -20,11 +20,33 @@ from microgesture.errors import DataError
 from microgesture.eval.longtail import class_groups
 
 
+MANIFEST = "manifest.json"  # an adaptation folder's record of its rounds (train/adapt.py writes it)
+
+
+def read_pseudo_labels(path: str | Path) -> dict[str, Any]:
+    """A pseudo_labels.csv as columns (sample_id as a list, pseudo_label and confidence as arrays)."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, "pseudo-label file not found")
+    rows = [line.split(",") for line in path.read_text().splitlines()]
+    if not rows or rows[0][:3] != ["sample_id", "pseudo_label", "round"] or len(rows[0]) < 5:
+        found = ",".join(rows[0][:5]) if rows else "an empty file"
+        raise DataError(path, f"expected a header sample_id,pseudo_label,round,... (5 columns); got {found}")
+    ids, labels, confidences = [], [], []
+    for line, row in enumerate(rows[1:], 2):
+        try:
+            labels.append(int(row[1]))
+            confidences.append(float(row[4]))
+        except (IndexError, ValueError):
+            raise DataError(path, "expected an integer pseudo_label and a number in column 5", f"line {line}") from None
+        ids.append(row[0])
+    return {"sample_id": ids, "pseudo_label": np.array(labels, dtype=np.int64),
+            "confidence": np.array(confidences, dtype=float)}
+
+
 def pseudo_label_quality(adapt_dir: str | Path, data: dict[str, Any], target: str,
                          train_split: str = "train") -> dict[str, dict[str, Any]]:
     """{round: quality} for an adaptation folder, against the labelled annotation object `data`."""
-    from microgesture.train.adapt import MANIFEST, read_pseudo_labels
-
     adapt_dir = Path(adapt_dir)
     manifest = json.loads((adapt_dir / MANIFEST).read_text())
     by_name = {c["frame_dir"]: c for c in data["annotations"]}

@@ -34,6 +34,7 @@ import torch
 
 from microgesture.data.cache import sha256_file
 from microgesture.data.formats.annotations import load_annotations, save_annotations
+from microgesture.eval.pseudo import MANIFEST
 from microgesture.errors import ConfigError, DataError
 from microgesture.train.checkpoint import read_run_checkpoint
 from microgesture.train.cmpl import PseudoLabels, select_pseudo_labels
@@ -44,7 +45,6 @@ from microgesture.utils.io import write_text
 from microgesture.utils.runlock import RunLock
 
 FORMAT_NAME = "microgesture-cmpl"
-MANIFEST = "manifest.json"
 HIDDEN = "hidden.pkl"
 ADAPT_SPLIT = "adapt_train"
 
@@ -267,16 +267,3 @@ def _finetune(scfg: ExperimentConfig, run_dir: Path, start: Path) -> Path:
         return best
     resume = (run_dir / "checkpoints" / LAST).is_file()
     return fit(scfg, run_dir, resume=resume, callbacks=[InitFrom(start)]).best_checkpoint
-
-
-def read_pseudo_labels(path: str | Path) -> dict[str, np.ndarray]:
-    """A pseudo_labels.csv as columns (sample_id as a list, the rest as arrays)."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(path, "pseudo-label file not found")
-    rows = [line.split(",") for line in path.read_text().splitlines()]
-    header, body = rows[0], rows[1:]
-    if header[:3] != ["sample_id", "pseudo_label", "round"]:
-        raise DataError(path, f"expected a header starting sample_id,pseudo_label,round; got {','.join(header[:3])}")
-    return {"sample_id": [r[0] for r in body], "pseudo_label": np.array([int(r[1]) for r in body], dtype=np.int64),
-            "confidence": np.array([float(r[4]) for r in body])}
