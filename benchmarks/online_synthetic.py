@@ -13,6 +13,7 @@
 6. a figure: F1 against the threshold (validation and test), and one test video's timeline with
    the ground truth outlined; `results.json` and a markdown table.
 
+    python benchmarks/online_synthetic.py --out runs/online_bench --baseline   # docs/analyze.md
     python benchmarks/online_synthetic.py --out runs/online_bench --baseline --mediapipe 4
     python benchmarks/online_synthetic.py --quick --out /tmp/online_quick   # a smoke run
 """
@@ -50,7 +51,13 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs" / "synthetic"
 
 
 def train(config: str, run_dir: Path, sets: list[str]) -> Path:
+    """Train, resume an interrupted run, or reuse a finished one (all its epochs done; a finished
+    run folder is trusted to match the settings: give another --out for other settings)."""
     cfg = load_config(CONFIGS / config, sets)
+    info, best = run_dir / "run_info.json", run_dir / "checkpoints" / "best.ckpt"
+    if info.is_file() and best.is_file() and json.loads(info.read_text())["epochs"] >= cfg.trainer.max_epochs:
+        print(f"reusing the finished run in {run_dir}")
+        return best
     result = fit(cfg, run_dir, resume=(run_dir / "checkpoints" / LAST).is_file())
     return result.best_checkpoint
 
@@ -98,15 +105,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("runs/online_bench"))
     p.add_argument("--data-root", type=Path, default=Path("runs/data/synthetic"))
-    p.add_argument("--epochs", type=int, default=12)
-    p.add_argument("--train-stride", type=int, default=4, help="frames between training windows")
+    p.add_argument("--epochs", type=int, default=8)
+    p.add_argument("--train-stride", type=int, default=8, help="frames between training windows")
     p.add_argument("--core", type=float, default=0.5)
     p.add_argument("--stride", type=int, default=4, help="frames between windows when recognising")
     p.add_argument("--baseline", action="store_true", help="also slide a trimmed-clip classifier (the demo's)")
     p.add_argument("--mediapipe", type=int, default=0, help="test videos to re-run on MediaPipe skeletons")
     p.add_argument("--quick", action="store_true", help="3 subjects, 1 epoch: a smoke run")
     a = p.parse_args()
-    started = time.perf_counter()
+    started, load_start = time.perf_counter(), os.getloadavg()
     synth = SynthConfig(root=str(a.data_root), subjects=3, videos_per_subject=1, video=a.mediapipe > 0) if a.quick \
         else SynthConfig(root=str(a.data_root), video=a.mediapipe > 0)
     epochs = 1 if a.quick else a.epochs
@@ -157,7 +164,8 @@ def main() -> None:
     for name, r in rows.items():
         k, s = r["kit"], r["one_to_one"]
         print(f"| {name} | {k['f1']:.3f} | {k['precision']:.3f} | {k['recall']:.3f} | {s['f1']:.3f} |")
-    report = {"machine": platform.platform(), "cores": os.cpu_count(), "loadavg_end": os.getloadavg(),
+    report = {"date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "machine": platform.platform(),
+              "cores": os.cpu_count(), "loadavg_start": load_start, "loadavg_end": os.getloadavg(),
               "threshold": threshold, "thresholds": list(map(float, THRESHOLDS)), "val_curve": val, "test_curve": test,
               "windows": {k: v for k, v in counts.items() if k != "classes"}, "epochs": epochs,
               "rows": {n: {"kit": r["kit"], "one_to_one": r["one_to_one"]} for n, r in rows.items()},
