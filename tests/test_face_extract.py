@@ -360,7 +360,7 @@ def test_interrupted_video_leaves_no_files(small_folder, tmp_path, monkeypatch):
     from microgesture.data.faces import extract
 
     def broken(*args, **kwargs):
-        yield np.zeros((480, 640, 3), np.uint8)
+        yield 0, np.zeros((480, 640, 3), np.uint8)  # iter_frames yields (index, frame) pairs
         raise KeyboardInterrupt
 
     monkeypatch.setattr(extract, "iter_frames", broken)

@@ -254,8 +254,8 @@ def analyze_demo_video(demo_out: str | Path, checkpoint: str | Path | None = Non
 
     The video is the first of `split` in the demo's synthetic data (a drawn person, so MediaPipe
     runs on it as on any recording); the model is the demo's joint stream (default
-    `DEMO_OUT/joint/checkpoints/best.ckpt`), a classifier of trimmed clips without a "no
-    gesture" class, so the timeline shows its best guesses over time. Writes `DEMO_OUT/analysis/`.
+    `demo_out/joint/checkpoints/best.ckpt`), a classifier of trimmed clips without a "no
+    gesture" class, so the timeline shows its best guesses over time. Writes `demo_out/analysis/`.
     """
     from microgesture.apps.online import split_videos
     from microgesture.data.formats.annotations import load_annotations, resolve_video_path

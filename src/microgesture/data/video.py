@@ -109,6 +109,8 @@ def decode_all(path: str | Path) -> int:
         for count, _ in enumerate(_frames(path, container, stream), 1):
             pass
     return count
+
+
 def _check_indices(path: str | Path, indices: Sequence[int], num_frames: int) -> list[int]:
     out = []
     for i in indices:
