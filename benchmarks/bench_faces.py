@@ -7,10 +7,12 @@ real clip padded/resized to 1280x720 (e.g. ../shared/data/videos/talking_faces.m
 Rows: decoding alone; one detector call (MediaPipe full/short range, Haar) on a 1280x720 frame;
 whole extractions (`extract_video`: decode thread, detection every `stride` frames, tracking,
 crops, encoding of the 112x112 face track) at several strides, with and without template
-tracking. Each row gives frames/s of wall time and frames per CPU-second of this process
+tracking; and a drawn face moving fast across a 640x480 frame, to see what the tracker buys over
+interpolating between detections. Each row gives frames/s of wall time and frames per CPU-second of this process
 (all threads): on a machine shared with other work the second is the steadier figure, and
 two free cores give at most twice it. Box error: distance between our crop centre and the
-true one over the true crop side (median, 90th percentile), and the share of frames with a box.
+true one over the true crop side (median, 90th percentile; for the moving face: over the face's
+width, after removing the median offset), and the share of frames with a box.
 
     python benchmarks/bench_faces.py                      # about a minute on 2 free cores
     python benchmarks/bench_faces.py --quick              # smoke run
@@ -123,6 +125,53 @@ def extraction_rows(video: Path, truth: Path | None, configs: list[tuple[str, Fa
     return rows
 
 
+def head_sprite(video: Path, truth: Path, size: int = 150) -> np.ndarray:
+    """The drawn head of the video's first frame (1.5 true crop sides around it), size x size."""
+    box = read_face_csv(truth).boxes[0]
+    centre, half = (box[:2] + box[2:]) / 2, 0.75 * (box[2] - box[0])
+    x0, y0 = np.maximum(np.round(centre - half).astype(int), 0)
+    x1, y1 = np.round(centre + half).astype(int)
+    region = read_frames(video, [0])[0][y0:y1, x0:x1]
+    return cv2.resize(region, (size, size), interpolation=cv2.INTER_AREA)
+
+
+def moving_face_rows(sprite: np.ndarray, folder: Path, speeds: tuple[float, ...], strides: tuple[int, ...]) -> list[dict]:
+    """Tracking against interpolation on a face moving fast: a sprite on a 640x480 frame, moving
+    along a Lissajous path whose top speed is `speed` pixels per frame; the error is the distance
+    of our box centre from the sprite's centre, less its median (the detector's constant offset)."""
+    rows = []
+    h, w = sprite.shape[:2]
+    t = np.arange(150)
+    for speed in speeds:
+        period = 2 * np.pi * 120 / speed
+        xs = np.round(320 + 120 * np.sin(2 * np.pi * t / period) - w / 2).astype(int)
+        ys = np.round(240 + 60 * np.sin(1.4 * np.pi * t / period + 1) - h / 2).astype(int)
+
+        def frames():
+            for x, y in zip(xs, ys):
+                canvas = np.full((480, 640, 3), (60, 90, 120), np.uint8)
+                canvas[y:y + h, x:x + w] = sprite
+                yield canvas
+
+        video = folder / f"moving{speed:g}.mp4"
+        write_video(video, frames(), 25)
+        truth = np.stack([xs + w / 2, ys + h / 2], 1)
+        for stride in strides:
+            for track in (True, False):
+                out = folder / f"moving{speed:g}_{stride}_{track}_face.mp4"
+                wall, cpu, _ = timed(lambda: extract_video(video, out, FaceSettings(stride=stride, track=track),
+                                                           warn=False))
+                boxes = read_face_csv(face_csv_path(out))
+                d = ((boxes.boxes[:, :2] + boxes.boxes[:, 2:]) / 2 - truth)[boxes.has_box]
+                err = np.linalg.norm(d - np.median(d, axis=0), axis=1) / w if len(d) else np.array([np.nan])
+                rows.append({"section": "moving face 640x480", "fps": len(t) / wall, "cpu_fps": len(t) / cpu,
+                             "name": f"top speed {speed:g} px/frame, stride {stride}, "
+                                     f"{'tracking' if track else 'interpolation'}",
+                             "with_box": float(boxes.has_box.mean()), "err_median": float(np.median(err)),
+                             "err_p90": float(np.quantile(err, 0.9))})
+    return rows
+
+
 def configs(quick: bool) -> list[tuple[str, FaceSettings]]:
     if not mediapipe_available():
         return [("haar stride 5", FaceSettings(detector="haar", stride=5))]
@@ -169,6 +218,8 @@ def main() -> None:
         rows = [{"section": "decode", "name": f"PyAV, {n} frames 1280x720 to RGB", "fps": n / wall, "cpu_fps": n / cpu}]
         rows += detector_rows(video, 10 if a.quick else 40)
         rows += extraction_rows(video, truth, configs(a.quick), tmp, "synthetic")
+        if mediapipe_available() and not a.quick:
+            rows += moving_face_rows(head_sprite(video, truth), tmp, (6.0, 24.0), (5, 10))
         if a.real is not None:
             real = padded_real(a.real, tmp, 60 if a.quick else 300)
             rows += extraction_rows(real, None, configs(a.quick)[:1] + ([] if a.quick else configs(False)[1:2]), tmp,

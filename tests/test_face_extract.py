@@ -99,6 +99,18 @@ def test_tracker_keeps_its_subject_among_several_faces():
     assert first[0].centre[0] == pytest.approx(170)
 
 
+def test_tracker_expects_a_fast_face_where_it_is_going():
+    # Accelerating: 10, 30, 50, 70, 90 px between detections of a 60 px face; from the third on,
+    # the face is out of reach of its last box, but near where its speed takes it.
+    def faces(i):
+        return [_det(20 + 0.4 * i * i, 120, side=60)]
+
+    tracker, boxes = _track(faces, n=26, stride=5, max_gap=12, smooth=0)
+    assert all(b.has_box and not b.missing for b in boxes)
+    assert tracker.report.failed == [] and tracker.report.restarts == []
+    assert boxes[25].centre[0] == pytest.approx(20 + 0.4 * 625)
+
+
 def test_tracker_ignores_tiny_faces_and_smooths():
     rng = np.random.default_rng(0)
     jitter = {i: rng.normal(0, 3, 2) for i in range(80)}

@@ -245,8 +245,9 @@ def test_face_errors_name_the_clip_and_file(synth, tmp_path):
     data = load_annotations(synth / "ann.pkl")
     clip = dict(data["annotations"][0], frame_inds=np.arange(8))
     step = FaceClip(FACE_SIZE, 4, **SWINFACE_NORM, root=data["meta"]["video_root"])
-    with pytest.raises(DataError, match=f"clip {clip['frame_dir']} .* has no face track"):
+    with pytest.raises(DataError, match=f"clip {clip['frame_dir']} .* has no face track") as err:
         step(dict(clip, face_video_path=None))
+    assert str(resolve_face_video_path(data, clip)) in str(err.value)  # the file it looked for
     gone = tmp_path / "0009_face.mp4"
     with pytest.raises(DataError, match="face-track video not found") as err:
         step(dict(clip, face_video_path=str(gone)))
@@ -277,3 +278,21 @@ def test_face_track_sheet_for_the_demo(synth, tmp_path):
     bare.write_bytes(pickle.dumps(raw))
     with pytest.raises(DataError, match="no video record has a face track"):
         face_track_sheet(bare, tmp_path / "none.png")
+
+
+@pytest.mark.slow
+def test_face_probe_quick(tmp_path):
+    import json
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(repo / "benchmarks" / "face_probe.py"), "--quick", "--json",
+                           str(tmp_path / "p.json")], cwd=repo, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    results = json.loads((tmp_path / "p.json").read_text())["results"]
+    assert set(results) == {"face", "gestures (skeleton statistics)", "gestures (+ true MG classes)",
+                            "face + gestures (skeleton)", "face + gestures (+ MG classes)"}
+    for r in results.values():
+        assert 0.0 <= r["video_auc"] <= 1.0 and 0.0 <= r["clip_balanced"] <= 1.0 and r["clips"] > 50

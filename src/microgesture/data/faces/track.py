@@ -10,8 +10,9 @@ Policies:
 - a track starts at the largest face, its area discounted by how far its centre is from the
   frame centre (area x (1 - 0.5 d), d = distance / half the frame diagonal); from then on the
   subject is the face that overlaps the track most (IoU >= `match_iou`, or centre within 0.6
-  face sides); other faces are ignored; a detection frame where the subject is not among the
-  faces is a failed detection;
+  face sides) where the track is expected (the template tracker's position, else the last
+  detection moved on at the speed between the last two); other faces are ignored; a detection
+  frame where the subject is not among the faces is a failed detection;
 - between two detections of the subject, the box follows a template tracker (normalised
   cross-correlation of the face at the earlier detection, on grey pixels at about 32 pixels per
   face side), corrected linearly so that it lands on the later detection; where the tracker
@@ -179,7 +180,8 @@ class SubjectTracker:
         self.score, self.has, self.missing = np.zeros(n), np.zeros(n, dtype=bool), np.ones(n, dtype=bool)
         self.failed = np.zeros(n, dtype=bool)
         self.seg = np.full(n, -1)
-        self.last: int | None = None
+        self.last: int | None = None   # the track's last detection
+        self.prev: int | None = None   # the one before it, in the same track
         self.segments = 0
         self.pushed = 0
         self.done = 0
@@ -220,11 +222,13 @@ class SubjectTracker:
         self.det_angle[i], self.det_score[i] = eye_angle(subject), subject.score
         if self.active(i):
             self._join(self.last, i)
+            self.prev = self.last
         else:
             if self.segments:
                 self.report.restarts.append(i)
             self.segments += 1
             self._set(i, subject.centre, subject.side, self.det_angle[i], subject.score, False, self.segments - 1)
+            self.prev = None
         self.last = i
         if self.tracker is not None and frame is not None:
             self.tracker.reset(frame, subject.centre, subject.side)
@@ -235,11 +239,18 @@ class SubjectTracker:
         if not self.active(i):
             return start_choice(faces, self.size)
         side = self.det_side[self.last]
-        centre = self.tr_centre[i] if self.tr_ok[i] else self.det_centre[self.last]
+        centre = self.tr_centre[i] if self.tr_ok[i] else self._predicted(i)
         ref = np.concatenate([centre - side / 2, centre + side / 2])
         best = max(faces, key=lambda d: iou(d.box, ref))
         near = np.linalg.norm(best.centre - centre) <= 0.6 * side
         return best if iou(best.box, ref) >= self.s.match_iou or near else None
+
+    def _predicted(self, i: int) -> np.ndarray:
+        """Where the face should be at frame i, moving on as between the track's last two detections."""
+        a, b = self.prev, self.last
+        if a is None:
+            return self.det_centre[b]
+        return self.det_centre[b] + (self.det_centre[b] - self.det_centre[a]) * (i - b) / (b - a)
 
     def _set(self, u, centre, side, angle, score, missing, seg) -> None:
         self.centre[u], self.side[u], self.angle[u] = centre, side, angle

@@ -71,7 +71,6 @@ OPTIONAL_DEFAULTS: dict[str, Any] = {
 VIDEO_KEYS = ("video_id", "subject_id", "emotion", "fps", "num_frames", "img_shape", "video_path",
               "skeleton_path", "skeleton_format", "layout", "labelled_segments")
 SKELETON_FORMATS = ("miga_csv", "openpose_json", "smg_csv")
-OPTIONAL_VIDEO_KEYS = ("face_video_path",)
 
 
 def make_clip(

@@ -84,12 +84,13 @@ def _parse_row(parts: list[str], where: str, issues: list[Issue]) -> tuple[list[
     if all(c == "" for c in box_cells):
         box = [np.nan] * 4
     else:
-        try:
-            box = [float(c) for c in box_cells]
-        except ValueError:
-            col = next(i for i, c in enumerate(box_cells) if not _is_number(c))
-            issues.append((f"{where}, {HEADER[1 + col]}", f"{box_cells[col]!r} is not a number (or leave all four box cells empty)"))
-            return None
+        box = []
+        for name, cell in zip(HEADER[1:5], box_cells):
+            try:
+                box.append(float(cell))
+            except ValueError:
+                issues.append((f"{where}, {name}", f"{cell!r} is not a number (or leave all four box cells empty)"))
+                return None
         if not np.isfinite(box).all() or box[2] <= box[0] or box[3] <= box[1]:
             issues.append((f"{where}, x0..y1", f"box {box} is not finite with x1 > x0 and y1 > y0"))
             return None
@@ -108,14 +109,6 @@ def _parse_row(parts: list[str], where: str, issues: list[Issue]) -> tuple[list[
         issues.append((f"{where}, missing", "0 but the row has no box (a frame without a box is missing)"))
         return None
     return box, score, int(cells[6])
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-        return True
-    except ValueError:
-        return False
 
 
 def parse_face_csv(path: str | Path) -> tuple[FaceTrack, list[Issue]]:

@@ -29,9 +29,9 @@ import cv2
 import numpy as np
 
 from microgesture.data.formats.facetrack import FACE_SIZE, face_csv_path, face_video_path, write_face_csv
-from microgesture.data.synth.body import FINGER_TIPS, SIDES, J
+from microgesture.data.synth.body import J
 from microgesture.data.synth.motions import smooth_noise
-from microgesture.data.synth.render import Look
+from microgesture.data.synth import render
 from microgesture.data.synth.schedule import rng_for
 from microgesture.errors import DataError
 
@@ -185,6 +185,8 @@ class FaceRenderer:
         self.to_crop = _Crop(self.centre, self.side, self.angle)
         gain = rng.uniform(0.8, 1.15) * (1 + rng.normal(0, 0.05, 3))
         self.lut = np.clip(np.arange(256)[:, None] * gain[None, :], 0, 255).astype(np.uint8).reshape(1, 256, 3)
+        self.backdrop = np.empty((FACE_SIZE, FACE_SIZE, 3), np.uint8)
+        self.backdrop[:] = self.look.backdrop
         self.d = self._prepare()
 
     # -- geometry, vectorised over frames ----------------------------------------------------
@@ -213,6 +215,8 @@ class FaceRenderer:
         d["ears"] = _p(self.to_crop(g.joints[:, [J["r_ear"], J["l_ear"]]]))
         d["head_c"] = _p(hp(0.0, 0.0))
         d["head_ax"] = _p(g.head_ax * self.k[:, None])
+        top = np.minimum(d["torso"][..., 1].min(1), d["shoulders"][..., 1].min(1) - d["head_ax"][:, 0])
+        d["torso_seen"] = top < FACE_SIZE * _ONE  # the body reaches into the crop (it rarely does)
         d["rel_deg"] = np.degrees(g.head_ang - self.angle)
         d["hair_c"] = _p(hp(0.0, f.hairline + 0.15))
         d["fringe"] = _p(np.stack([hp(-0.9, f.hairline + 0.1), hp(0.9 * f.part, f.hairline + 0.1 + f.fringe),
@@ -255,38 +259,33 @@ class FaceRenderer:
                 (0.85 * j, 0.6), (0.95, 0.1), (1.0, 0.0)]
 
     def _hand_points(self, d: dict[str, np.ndarray]) -> None:
+        """The body video's own hand and forearm shapes (render.py), in crop pixels."""
         g = self.sv.geometry
         jt = g.joints
-        d["elbows"] = _p(self.to_crop(jt[:, [J["r_elbow"], J["l_elbow"]]]))
-        d["wrists"] = _p(self.to_crop(jt[:, [J["r_wrist"], J["l_wrist"]]]))
-        d["knuckles"] = _p(self.to_crop(g.knuckles))
-        d["tips"] = _p(self.to_crop(np.stack([jt[:, list(FINGER_TIPS[s])] for s in SIDES], 1)))
-        palm = []
-        for k in range(2):
-            wrist = jt[:, [J["r_wrist"], J["l_wrist"]][k]]
-            kn = g.knuckles[:, k]
-            across = kn[:, 1] - kn[:, 4]
-            palm.append(np.stack([wrist + 0.55 * across, kn[:, 1], kn[:, 4], wrist - 0.55 * across], 1))
-        d["palms"] = _p(self.to_crop(np.stack(palm, 1)))
+        body = render._prepare(g)
+        for name in ("elbows", "wrists", "knuckles", "tips", "palms"):
+            d[name] = _p(self.to_crop(body[name] / render._ONE))
         u = g.scale * self.k
         d["th_fore"] = np.maximum(2, np.round(0.28 * u)).astype(int)
         d["th_finger"] = np.maximum(2, np.round(0.09 * u)).astype(int)
         d["r_wrist"] = _p(np.maximum(1.2, 0.12 * u))
-        # Is a hand anywhere near the crop? (most frames: no, and the hands are not drawn)
-        wr = self.to_crop(jt[:, [J["r_wrist"], J["l_wrist"]]])
-        reach = (g.scale * (0.9 + self.sv.subject.hand)) * self.k
-        near = (wr > -reach[:, None, None]).all(-1) & (wr < FACE_SIZE + reach[:, None, None]).all(-1)
+        # Is a hand or forearm anywhere near the crop? (most frames: no, and nothing is drawn)
+        reach = (g.scale * (0.9 + self.sv.subject.hand) * self.k)[:, None, None]
+        near = np.zeros((len(jt), 2), dtype=bool)
+        for joint in ("wrist", "elbow"):
+            p = self.to_crop(jt[:, [J[f"r_{joint}"], J[f"l_{joint}"]]])
+            near |= ((p > -reach) & (p < FACE_SIZE + reach)).all(-1)
         d["hand_near"] = near & ~g.behind
 
     # -- drawing ---------------------------------------------------------------------------
     def frame(self, t: int) -> tuple[np.ndarray, float]:
         """The crop of frame t (uint8 RGB, before `light`) and the share of the face under a hand."""
         d, look = self.d, self.look
-        img = np.empty((FACE_SIZE, FACE_SIZE, 3), np.uint8)
-        img[:] = look.backdrop
-        cv2.fillConvexPoly(img, d["torso"][t], look.shirt, AA, SHIFT)
-        for k in range(2):
-            cv2.circle(img, d["shoulders"][t][k], int(d["head_ax"][t][0] * 0.6), look.shirt, -1, AA, SHIFT)
+        img = self.backdrop.copy()
+        if d["torso_seen"][t]:
+            cv2.fillConvexPoly(img, d["torso"][t], look.shirt, AA, SHIFT)
+            for k in range(2):
+                cv2.circle(img, d["shoulders"][t][k], int(d["head_ax"][t][0] * 0.6), look.shirt, -1, AA, SHIFT)
         neck_th = max(2, int(round(d["head_ax"][t][0] / _ONE * 0.9)))
         cv2.line(img, d["neck"][t][0], d["neck"][t][1], look.skin_dark, neck_th, AA, SHIFT)
         self._head(img, t)

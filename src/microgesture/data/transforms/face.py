@@ -25,7 +25,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from microgesture.data.formats.facetrack import FACE_SIZE, face_csv_path, read_face_csv
+from microgesture.data.formats.facetrack import FACE_SIZE, face_csv_path, face_video_path, read_face_csv
 from microgesture.data.transforms.rgb import rgb_frame_indices
 from microgesture.data.video import read_frames, video_info
 from microgesture.errors import ConfigError, DataError
@@ -55,15 +55,20 @@ def face_track_file(sample: dict[str, Any], root: str | None) -> Path:
     clip = f"clip {sample.get('frame_dir', '?')}"
     path = sample.get("face_video_path")
     if path is None:
+        video = sample.get("video_path")
+        expected = "<vid>_face.mp4" if video is None else str(face_video_path(_under(video, root)))
         raise DataError(None, f"{clip} (video {sample.get('video_id', '?')}) has no face track: the face modality "
-                              "needs <vid>_face.mp4 (run `microgesture extract-faces` on the videos, or generate the "
+                              f"needs {expected} (run `microgesture extract-faces` on the videos, or generate the "
                               "synthetic data with video), then import the annotations again")
-    path = Path(path)
-    if root is not None and not path.is_absolute():
-        path = Path(root) / path
+    path = _under(path, root)
     if not path.is_file():
         raise DataError(path, f"face-track video not found (needed by {clip})")
     return path
+
+
+def _under(path: str | Path, root: str | None) -> Path:
+    path = Path(path)
+    return Path(root) / path if root is not None and not path.is_absolute() else path
 
 
 def load_face_frames(path: Path, start_frame: int, inds: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
