@@ -359,8 +359,8 @@ def test_folder_resume_settings_and_skeleton_option(small_folder, tmp_path):
 def test_interrupted_video_leaves_no_files(small_folder, tmp_path, monkeypatch):
     from microgesture.data.faces import extract
 
-    def broken(*args, **kwargs):
-        yield np.zeros((480, 640, 3), np.uint8)
+    def broken(*args, **kwargs):  # iter_frames' contract: (index, frame) pairs
+        yield 0, np.zeros((480, 640, 3), np.uint8)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(extract, "iter_frames", broken)
