@@ -11,7 +11,8 @@ synthetic-xsub; validation subjects carved from the training side):
    the video's MG distribution as an emotion feature, and InterFusion with attention over a video's
    clips (bags of clips per video, MIL);
 4. evaluate every model on the test subjects at video level (clip probabilities averaged per video;
-   one output per video for the attention model).
+   one output per video for the attention model), plus a diagnostic: the within-subject AUC (the
+   mean over test subjects of the AUC among one subject's own videos; nothing is selected by it).
 No model selection on validation: every row uses its last epoch (validation has few videos, so its
 metrics would pick noise). Prints and writes a mean +- std table over the seeds. Finished runs
 are reused, so an interrupted ablation continues where it stopped.
@@ -33,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from microgesture.eval.metrics import roc_auc
 from microgesture.eval.report import emotion_metrics
 from microgesture.eval.scores import ScoreTable, read_scores
 from microgesture.train.config import load_config
@@ -50,7 +52,8 @@ ROWS = {
     "mg_feature": "InterFusion + MG head + MG distribution feature",
     "attention": "InterFusion + attention over clips (MIL)",
 }
-METRICS = ("accuracy", "f1", "auc", "balanced_accuracy")
+FUSION_ROWS = ("concat", "interfusion", "multitask", "mg_feature", "attention")
+METRICS = ("accuracy", "f1", "auc", "balanced_accuracy", "within_subject_auc")
 
 
 def base_sets(args: argparse.Namespace, seed: int) -> list[str]:
@@ -113,17 +116,38 @@ def late_fusion(dirs: list[Path]) -> dict:
                      / np.exp(t.scores - t.scores.max(1, keepdims=True)).sum(1, keepdims=True) for t in tables], 0)
     fused = ScoreTable(ids, tables[0].labels, np.log(np.clip(probs, 1e-12, None)).astype(np.float32), None)
     videos = json.loads((dirs[0] / "eval" / "video_of.json").read_text())
-    return emotion_metrics(fused, videos)[0]
+    return emotion_metrics(fused, videos)
 
 
 def save_video_of(run_dir: Path, cfg_sets: list[str]) -> None:
-    """Which video each test clip belongs to (for late fusion of the score files)."""
+    """Which video each test clip belongs to (for late fusion of the score files), and each test
+    video's subject (for the within-subject AUC)."""
     from microgesture.train.run import data_module
 
     dm = data_module(load_config(None, cfg_sets), progress=False)
     dm.prepare_data()
     clips = dm.clips(dm.cfg.test_split)
     (run_dir / "eval" / "video_of.json").write_text(json.dumps({c["frame_dir"]: int(c["video_id"]) for c in clips}))
+    subjects = {int(c["video_id"]): int(c["subject_id"]) for c in clips}
+    (run_dir / "eval" / "subject_of.json").write_text(json.dumps(subjects))
+
+
+def within_subject_auc(prob_win: dict[int, float], labels: dict[int, int], subject_of: dict[int, int]) -> float | None:
+    """Mean over the test subjects with won and lost videos of the AUC among that subject's videos:
+    whether a model ranks a subject's won videos above the same subject's lost ones, whatever the
+    subject's resting face or manner (a diagnostic; nothing is selected with it)."""
+    aucs = []
+    for subject in sorted(set(subject_of.values())):
+        vids = [v for v, s in subject_of.items() if s == subject and v in prob_win]
+        auc = roc_auc([prob_win[v] for v in vids], [labels[v] for v in vids])
+        if auc is not None:
+            aucs.append(auc)
+    return float(np.mean(aucs)) if aucs else None
+
+
+def read_videos(path: Path) -> tuple[dict[int, float], dict[int, int]]:
+    rows = [line.split(",") for line in path.read_text().splitlines()[1:] if line.strip()]
+    return {int(r[0]): float(r[1]) for r in rows}, {int(r[0]): int(r[2]) for r in rows}
 
 
 def run_seed(seed: int, args: argparse.Namespace) -> dict[str, dict]:
@@ -137,7 +161,7 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, dict]:
     cache = out / "cache"
     extract_for_experiment(load_config(None, fusion_sets(args, seed, checkpoints, cache, "interfusion")), cache,
                            progress=False)
-    for kind in ("concat", "interfusion", "multitask", "mg_feature", "attention"):
+    for kind in args.fusion_rows:
         train_and_test(fusion_sets(args, seed, checkpoints, cache, kind), out / kind)
     return collect_seed(out)
 
@@ -145,19 +169,32 @@ def run_seed(seed: int, args: argparse.Namespace) -> dict[str, dict]:
 def collect_seed(out: Path) -> dict[str, dict]:
     """One seed's video-level emotion metrics per row, read back from its run folders."""
     results = {key: json.loads((out / key / "eval" / "metrics.json").read_text())["emotion"]
-               for key in ROWS if key not in ("majority", "late")}
-    results["late"] = late_fusion([out / "face", out / "context"])
+               for key in ROWS if key not in ("majority", "late") and (out / key / "eval" / "metrics.json").is_file()}
+    results["late"], late_videos = late_fusion([out / "face", out / "context"])
+    subjects_file = out / "face" / "eval" / "subject_of.json"
+    if subjects_file.is_file():
+        subject_of = {int(k): v for k, v in json.loads(subjects_file.read_text()).items()}
+        for key in results:
+            if key == "late":
+                probs = dict(zip(late_videos["video_id"], late_videos["prob_win"]))
+                labels = dict(zip(late_videos["video_id"], late_videos["label"]))
+            else:
+                probs, labels = read_videos(out / key / "eval" / "emotion_videos.csv")
+            results[key]["within_subject_auc"] = within_subject_auc(probs, labels, subject_of)
     wins, total = results["face"]["num_positive"], results["face"]["num_samples"]
     # Always "win" (the majority in training): precision wins / total, recall 1.
     results["majority"] = {"accuracy": wins / total, "f1": 2 * wins / (wins + total), "auc": 0.5,
-                           "balanced_accuracy": 0.5}
+                           "balanced_accuracy": 0.5, "within_subject_auc": 0.5}
     (out / "results.json").write_text(json.dumps(results, indent=2))
-    return {key: results[key] for key in ROWS}
+    return {key: results[key] for key in ROWS if key in results}
 
 
 def table(per_seed: list[dict[str, dict]]) -> str:
     lines = ["| model | " + " | ".join(METRICS) + " |", "| --- |" + " --- |" * len(METRICS)]
     for key, title in ROWS.items():
+        if any(key not in r for r in per_seed):
+            lines.append(f"| {title} | " + " | ".join(["not run"] * len(METRICS)) + " |")
+            continue
         cells = []
         for m in METRICS:
             values = np.array([np.nan if r[key].get(m) is None else 100 * r[key][m] for r in per_seed])
@@ -183,6 +220,8 @@ def main() -> None:
     parser.add_argument("--fusion-epochs", type=int, default=20)
     parser.add_argument("--fusion-lr", type=float, default=0.001)
     parser.add_argument("--clips-per-video", type=int, default=6)
+    parser.add_argument("--fusion-rows", nargs="+", choices=FUSION_ROWS, default=list(FUSION_ROWS),
+                        help="the rows trained on the cached tokens, in this order (the others are reported as not run)")
     parser.add_argument("--quick", action="store_true", help="tiny data, one epoch: checks the script runs")
     parser.add_argument("--report", action="store_true",
                         help="only collect the finished seeds' results (e.g. after running seeds in parallel)")
@@ -192,6 +231,10 @@ def main() -> None:
         args.epochs = args.fusion_epochs = 1
         args.seeds = args.seeds[:1]
     start = time.perf_counter()
+    if args.report:  # runs made before the subject map was saved
+        for seed in args.seeds:
+            if not (args.out / f"seed{seed}" / "face" / "eval" / "subject_of.json").is_file():
+                save_video_of(args.out / f"seed{seed}" / "face", stream_sets(args, seed, "face"))
     per_seed = [collect_seed(args.out / f"seed{seed}") if args.report else run_seed(seed, args) for seed in args.seeds]
     took = "" if args.report else f"; {(time.perf_counter() - start) / 60:.1f} min"
     text = (f"Synthetic benchmark, video-level emotion on held-out test subjects, seeds {args.seeds} "

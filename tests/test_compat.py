@@ -50,3 +50,26 @@ def test_a_v01_checkpoint_is_not_resumed(tmp_path):
     with pytest.raises(DataError, match="0.1: it can be evaluated"):
         check_same_model(V01 / "skeleton_bone.ckpt", cfg, resuming=True)
     assert load_config(None, ["data.annotations=x.pkl", "model.skeleton.stream=bone"]).model.streams["bone"]
+
+
+def test_a_checkpoint_from_before_newer_keys_still_resumes(tmp_path):
+    """Keys added since a checkpoint was written (an encoder option, optimiser options) are compared
+    at their defaults, which is how that checkpoint was trained; a real difference is still refused."""
+    from microgesture.errors import ConfigError
+    from microgesture.train.config import load_config
+    from microgesture.train.run import check_same_model
+    from microgesture.typed_config import to_dict
+
+    sets = ["data.annotations=x.pkl", "task.kind=emotion",
+            "model.streams={face: {encoder: light_face, width: 8, depth: 3}}", "optim.lr=0.003"]
+    cfg = load_config(None, sets)
+    old = to_dict(cfg)
+    del old["model"]["streams"]["face"]["frame_norm"]
+    del old["optim"]["class_balance_beta"], old["optim"]["ose"]
+    path = tmp_path / "old.ckpt"
+    torch.save({"state_dict": {}, "hyper_parameters": {"config": old}}, path)
+    check_same_model(path, cfg, resuming=True)
+    with pytest.raises(ConfigError, match="frame_norm"):
+        check_same_model(path, load_config(None, sets + ["model.streams.face.frame_norm=true"]), resuming=True)
+    with pytest.raises(ConfigError, match="optim"):
+        check_same_model(path, load_config(None, sets + ["optim.class_balance_beta=0.9"]), resuming=True)

@@ -151,3 +151,21 @@ def test_clip_aggregations():
     assert metrics["accuracy"] == 0.5 and metrics["auc"] == 1.0
     assert metrics["aggregations"]["mean_logit"]["auc"] == 1.0 and metrics["aggregations"]["vote"]["auc"] == 0.0
     assert metrics["aggregations"]["vote"]["accuracy"] == 0.5 and 0.0 <= metrics["ece"] <= 1.0
+
+
+def test_within_subject_auc_ranks_each_subjects_own_videos():
+    """The ablation's diagnostic: a subject offset that ruins the pooled AUC leaves it at 1."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "emotion_ablation.py"
+    spec = importlib.util.spec_from_file_location("emotion_ablation", path)
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    subject_of = {1: 0, 2: 0, 3: 1, 4: 1, 5: 2}
+    labels = {1: 1, 2: 0, 3: 1, 4: 0, 5: 1}  # subject 2 has one class only: left out
+    offset = {1: 0.9, 2: 0.8, 3: 0.2, 4: 0.1, 5: 0.5}  # subject 0 always high, subject 1 always low
+    assert ablation.within_subject_auc(offset, labels, subject_of) == 1.0
+    flipped = {1: 0.8, 2: 0.9, 3: 0.2, 4: 0.1, 5: 0.5}
+    assert ablation.within_subject_auc(flipped, labels, subject_of) == 0.5
+    assert ablation.within_subject_auc(offset, {1: 1, 2: 1, 3: 0, 4: 0, 5: 1}, subject_of) is None

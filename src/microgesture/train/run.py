@@ -25,7 +25,7 @@ from microgesture.eval.plots import plot_training_curves
 from microgesture.eval.scores import ScoreTable
 from microgesture.train.build import input_specs
 from microgesture.train.checkpoint import AtomicCheckpointIO, read_run_checkpoint
-from microgesture.train.config import ExperimentConfig, monitors
+from microgesture.train.config import ExperimentConfig, OptimConfig, monitors
 from microgesture.train.datamodule import MGDataModule
 from microgesture.train.logs import AppendingCSVLogger, EpochLine
 from microgesture.train.module import Classifier, class_weights
@@ -213,6 +213,8 @@ _ARCHITECTURE = {
     "fusion": ("kind", "width", "depth", "heads", "mode", "hidden", "queries"),
 }
 _TASK_ARCHITECTURE = {"video_pool": "mean", "mg_feature": False}  # with the values of configs that predate them
+# Encoder keys added after checkpoints were written, with the value that keeps those checkpoints' network.
+_ENCODER_ADDED = {("light_face", "frame_norm"): False}
 
 
 def _architecture(config: dict) -> dict[str, Any]:
@@ -226,7 +228,7 @@ def _architecture(config: dict) -> dict[str, Any]:
     for name, enc in model.get("streams", {}).items():
         out[f"model.streams.{name}.encoder"] = enc.get("encoder")
         for key in _ARCHITECTURE.get(enc.get("encoder"), ()):
-            out[f"model.streams.{name}.{key}"] = enc.get(key)
+            out[f"model.streams.{name}.{key}"] = enc.get(key, _ENCODER_ADDED.get((enc.get("encoder"), key)))
     fusion = model.get("fusion") or {}
     out["model.fusion"] = fusion.get("kind")
     for key in _ARCHITECTURE["fusion"][1:] if fusion else ():
@@ -243,7 +245,9 @@ def check_same_model(checkpoint: Path, cfg: ExperimentConfig, *, resuming: bool 
     trained = _architecture(ckpt["hyper_parameters"].get("config", {}))
     wanted = _architecture(to_dict(cfg))
     if resuming:
-        trained["optim"], wanted["optim"] = ckpt["hyper_parameters"]["config"].get("optim"), to_dict(cfg.optim)
+        # Optimiser keys added since the checkpoint was written take their defaults (the behaviour it had).
+        trained["optim"] = {**to_dict(OptimConfig()), **(ckpt["hyper_parameters"]["config"].get("optim") or {})}
+        wanted["optim"] = to_dict(cfg.optim)
     for key, value in wanted.items():
         if trained.get(key) != value:
             raise ConfigError(f"{key}: {checkpoint} was trained with {trained.get(key)!r}, the config says {value!r}")
