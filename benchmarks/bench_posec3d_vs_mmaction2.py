@@ -139,7 +139,7 @@ def worker(a) -> None:
 # ----------------------------------------------------------------------------- driver
 
 
-def run_variant(variant: str, a) -> dict:
+def run_variant(variant: str, a) -> dict | None:
     python = a.mm_python if variant.startswith("mmaction2") else sys.executable
     cmd = [str(python), __file__, "--worker", "--variant", variant, "--batch", str(a.batch), "--channels",
            str(a.channels), "--frames", str(a.frames), "--size", str(a.size), "--steps", str(a.steps),
@@ -147,7 +147,11 @@ def run_variant(variant: str, a) -> dict:
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=a.timeout)
     if proc.returncode != 0:
-        raise SystemExit(f"{variant} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        # -9 is usually the kernel's out-of-memory killer on a shared machine: report it and let the
+        # other variants and rounds go on, so one failure does not lose the whole table
+        hint = " (killed: out of memory?)" if proc.returncode == -9 else ""
+        print(f"  {variant} failed ({proc.returncode}){hint}:\n{proc.stderr[-1500:]}", flush=True)
+        return None
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -202,11 +206,14 @@ def main() -> None:
     results: dict[str, list[dict]] = {v: [] for v in variants}
     for r in range(a.rounds):
         for v in variants:
-            results[v].append(run_variant(v, a))
+            result = run_variant(v, a)
+            if result is None:
+                continue
+            results[v].append(result)
             print(f"  round {r + 1} {v}: steps {['%.1f' % t for t in results[v][-1]['step_s']]} s wall, "
                   f"{['%.1f' % t for t in results[v][-1]['cpu_s']]} s CPU, "
                   f"peak {results[v][-1]['peak_rss_gb']:.2f} GB", flush=True)
-    table = summarise(results, a.batch)
+    table = summarise({v: runs for v, runs in results.items() if runs}, a.batch)
     print("\n| variant | clips per CPU-s | CPU-s/step | wall s/step | peak RSS GB | speed vs MMAction2 (CPU, wall) "
           "| memory vs MMAction2 |\n|---|---|---|---|---|---|---|")
     for v, row in table.items():

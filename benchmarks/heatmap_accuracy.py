@@ -202,7 +202,9 @@ def main() -> None:
     if "mmaction2" in runs and a.mm_python is None:
         raise SystemExit("--mm-python: the mmaction2 runs need the Python of a virtualenv with MMAction2")
     ann = dataset(a.out)
-    data = a.out / f"volumes_{LAYOUT}_{FRAMES}f{HEATMAP_FRAMES}_{SIZE}px.npz"
+    # named for the dataset folder too (it encodes the generator's settings and version): volumes of
+    # another generator are never reused
+    data = a.out / f"volumes_{ann.parent.name}_{LAYOUT}_{FRAMES}f{HEATMAP_FRAMES}_{SIZE}px.npz"
     if not data.is_file():
         export_volumes(ann, data)
     test_y = np.load(data)["test_y"]
