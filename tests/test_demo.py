@@ -9,8 +9,27 @@ from microgesture.apps.demo import FUSED, RGB_SKIPPED, run_demo
 TINY = dict(epochs=1, subjects=3, videos_per_subject=1, val_fraction=0.5)
 
 
-def test_demo_writes_the_report(tmp_path, capsys):
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory):
+    """The tiny synthetic dataset, generated once for this module's demo runs."""
+    from microgesture.train.datamodule import synthetic_annotations
+
+    root = tmp_path_factory.mktemp("demo_data")
+    synthetic_annotations(demo.demo_config("joint", root, 1, 0, subjects=3, videos_per_subject=1,
+                                           val_fraction=0.5).data.synthetic)
+    return root
+
+
+def _out(tmp_path, tiny_data):
+    """A demo folder whose data/ is the shared tiny dataset (the demo reuses a dataset it finds)."""
     out = tmp_path / "demo"
+    out.mkdir()
+    (out / "data").symlink_to(tiny_data, target_is_directory=True)
+    return out
+
+
+def test_demo_writes_the_report(tmp_path, tiny_data, capsys):
+    out = _out(tmp_path, tiny_data)
     fused = run_demo(out, emotion=False, analyze=False, parallel=False, **TINY)
     printed = capsys.readouterr().out
     assert FUSED in printed and "split" in printed  # results table and data summary
@@ -33,9 +52,9 @@ def test_demo_writes_the_report(tmp_path, capsys):
     assert again["top1"] == fused["top1"]
 
 
-def test_streams_side_by_side_train_the_same_runs(tmp_path):
+def test_streams_side_by_side_train_the_same_runs(tmp_path, tiny_data):
     """Two worker processes write the same run folders as the sequential path, which then reuses them."""
-    out = tmp_path / "demo"
+    out = _out(tmp_path, tiny_data)
     fused = run_demo(out, emotion=False, analyze=False, parallel=True, **TINY)
     for stream in ("joint", "bone"):
         info = json.loads((out / stream / "run_info.json").read_text())
@@ -66,8 +85,8 @@ def test_rgb_verdict_comes_from_the_run(tmp_path, monkeypatch, cmtf, late, verdi
 
 
 @pytest.mark.slow
-def test_demo_emotion_stage(tmp_path, capsys):
-    out = tmp_path / "demo"
+def test_demo_emotion_stage(tmp_path, tiny_data, capsys):
+    out = _out(tmp_path, tiny_data)
     run_demo(out, analyze=False, emotion_epochs=1, parallel=False, **TINY)
     printed = capsys.readouterr().out
     assert "video-level accuracy" in printed and "ROC-AUC" in printed
@@ -79,8 +98,8 @@ def test_demo_emotion_stage(tmp_path, capsys):
 
 @pytest.mark.slow
 @pytest.mark.skipif(importlib.util.find_spec("mediapipe") is None, reason="the analysis stage needs mediapipe")
-def test_demo_ends_with_the_analysed_video(tmp_path, capsys):
-    out = tmp_path / "demo"
+def test_demo_ends_with_the_analysed_video(tmp_path, tiny_data, capsys):
+    out = _out(tmp_path, tiny_data)
     run_demo(out, emotion=False, parallel=False, **TINY)
     printed = capsys.readouterr().out
     report = out / "analysis" / "report.html"
