@@ -107,3 +107,32 @@ def test_demo_ends_with_the_analysed_video(tmp_path, tiny_data, capsys):
     analysis = json.loads((out / "results.json").read_text())["analysis"]
     assert analysis["report"] == str(report) and analysis["segments"] >= 0
     assert "<html" in report.read_text().lower()
+
+
+def test_a_worker_at_a_terminal_prints_epoch_lines_not_a_bar(tmp_path, tiny_data, capsys, monkeypatch):
+    import sys
+
+    out = _out(tmp_path, tiny_data)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
+    synthetic = {k: v for k, v in TINY.items() if k != "epochs"}
+    metrics = demo.train_stream("joint", out, 1, 0, synthetic, lines=True)
+    captured = capsys.readouterr()
+    assert "demo_agcn_joint: epoch 1/1: train_loss" in captured.out
+    assert "it/s" not in captured.err  # no progress bar
+    assert 0.0 <= metrics["top1"] <= 1.0
+
+
+@pytest.mark.parametrize("flags, expected", [
+    ([], dict(rgb=False, emotion=True, analyze=True, parallel=None)),
+    (["--rgb"], dict(rgb=True, emotion=True, analyze=True, parallel=None)),
+    (["--skeleton-only", "--sequential"], dict(rgb=False, emotion=False, analyze=False, parallel=False)),
+])
+def test_demo_command_flags(tmp_path, monkeypatch, flags, expected):
+    from microgesture.cli import main
+
+    calls = []
+    monkeypatch.setattr(demo, "run_demo", lambda out, **kwargs: calls.append((out, kwargs)))
+    assert main(["demo", "--out", str(tmp_path / "d"), "--epochs", "2", *flags]) == 0
+    (out, kwargs), = calls
+    assert out == tmp_path / "d" and kwargs["epochs"] == 2
+    assert {k: kwargs[k] for k in expected} == expected

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -36,6 +37,7 @@ from microgesture.eval.report import format_metrics, fusion_metrics
 from microgesture.eval.scores import read_scores
 from microgesture.train.config import ExperimentConfig
 from microgesture.train.datamodule import synthetic_annotations
+from microgesture.train.logs import EpochLine
 from microgesture.train.run import LAST, evaluate, fit
 from microgesture.typed_config import from_dict
 from microgesture.utils.io import write_text
@@ -66,12 +68,16 @@ def demo_config(stream: str, data_root: Path, epochs: int, seed: int, **syntheti
     })
 
 
-def train_stream(stream: str, out: Path, epochs: int, seed: int, synthetic: dict) -> dict:
-    """Train (or finish, or reuse) one stream in `out/stream` and evaluate it on the test subjects."""
+def train_stream(stream: str, out: Path, epochs: int, seed: int, synthetic: dict, lines: bool = False) -> dict:
+    """Train (or finish, or reuse) one stream in `out/stream` and evaluate it on the test subjects.
+
+    `lines`: one line per epoch even at a terminal (two workers' progress bars would garble it)."""
     cfg = demo_config(stream, out / "data", epochs, seed, **synthetic)
     run_dir = out / stream
     print(f"== training the {stream} stream ({epochs} epochs) -> {run_dir}", flush=True)
-    trained = fit(cfg, run_dir, resume=(run_dir / "checkpoints" / LAST).is_file())
+    quiet = {"callbacks": [EpochLine(f"{cfg.name}: ")], "enable_progress_bar": False} \
+        if lines and sys.stderr.isatty() else {}
+    trained = fit(cfg, run_dir, resume=(run_dir / "checkpoints" / LAST).is_file(), **quiet)
     return evaluate(cfg, trained.best_checkpoint, run_dir / "eval")
 
 
@@ -93,7 +99,7 @@ def train_streams(out: Path, epochs: int, seed: int, synthetic: dict, parallel: 
     if not parallel:
         return {s: train_stream(s, out, epochs, seed, synthetic) for s in STREAMS}
     with ProcessPoolExecutor(len(STREAMS), mp_context=get_context("spawn"), initializer=_one_thread) as pool:
-        jobs = {s: pool.submit(train_stream, s, out, epochs, seed, synthetic) for s in STREAMS}
+        jobs = {s: pool.submit(train_stream, s, out, epochs, seed, synthetic, True) for s in STREAMS}
         return {s: job.result() for s, job in jobs.items()}
 
 
