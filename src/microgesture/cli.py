@@ -244,7 +244,8 @@ def cmd_demo(a: argparse.Namespace) -> None:
     check_output_dir(a.out, "--out", create=False)
     from microgesture.apps.demo import run_demo
 
-    run_demo(a.out, epochs=a.epochs, seed=a.seed)
+    run_demo(a.out, epochs=a.epochs, seed=a.seed, rgb=a.rgb, emotion=not a.skeleton_only, analyze=not a.skeleton_only,
+             parallel=False if a.sequential else None)
 
 
 # -- domain adaptation -------------------------------------------------------------------------
@@ -594,10 +595,14 @@ def _result_commands(sub) -> None:
                    help="with --calibrate: a folder for calibration.json, scores_fused.csv, reliability diagrams")
     f.set_defaults(func=cmd_fuse)
 
-    d = sub.add_parser("demo", help="synthetic data -> joint and bone 2s-AGCN -> fusion -> report")
+    d = sub.add_parser("demo", help="synthetic data -> joint and bone 2s-AGCN -> fusion, emotion, a video analysed")
     d.add_argument("--out", type=Path, default=Path("demo_out"))
     d.add_argument("--epochs", type=_positive_int, default=None, help="training epochs per stream (default: the demo's own)")
     d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--rgb", action="store_true", help="also train the RGB crops stream and CMTF (beyond the 5 minutes)")
+    d.add_argument("--skeleton-only", action="store_true", help="only the joint and bone streams and their fusion")
+    d.add_argument("--sequential", action="store_true",
+                   help="train the two streams one after the other in this process (the old way; for comparisons)")
     d.set_defaults(func=cmd_demo)
 
 
