@@ -127,8 +127,9 @@ def _needed(rows: list[str] | None) -> set[str]:
         return set(ROWS)
     needed = set(rows)
     needed.update(*(LATE[r] for r in rows if r in LATE))
-    if any(r in FUSIONS for r in rows):
-        needed.update(("joint", "bone", "rgb_crops"))
+    for r in rows:
+        if r in FUSIONS:
+            needed.update(load_config(CONFIGS / FUSIONS[r][0]).model.streams)
     return needed
 
 
@@ -160,6 +161,8 @@ def _run_seed(seed: int, base: Path, common: list[str], rows: list[str] | None =
 def table(per_seed: list[dict[str, dict]]) -> str:
     lines = ["| model | " + " | ".join(METRICS) + " |", "| --- |" + " --- |" * len(METRICS)]
     for key, title in ROWS.items():
+        if not all(key in r for r in per_seed):  # a row left out with --rows
+            continue
         cells = []
         for m in METRICS:
             values = 100 * np.array([r[key][m] for r in per_seed])
@@ -170,7 +173,7 @@ def table(per_seed: list[dict[str, dict]]) -> str:
 
 def per_class_table(per_seed: list[dict[str, dict]]) -> str:
     """Test accuracy (recall) of the appearance classes, mean over seeds, with their test clip count."""
-    keys = [k for k in PER_CLASS_ROWS if k in per_seed[0]]
+    keys = [k for k in PER_CLASS_ROWS if all(k in r for r in per_seed)]
     lines = ["| class (test clips) | " + " | ".join(ROWS[k] for k in keys) + " |", "| --- |" + " --- |" * len(keys)]
     for name in APPEARANCE_CLASSES:
         count = per_seed[0][keys[0]].get("per_class_count", {}).get(name)
@@ -212,18 +215,18 @@ def main() -> None:
         return
     start = time.perf_counter()
     per_seed = [run_seed(seed, args.out, common, args.rows, rgb_sets) for seed in args.seeds]
-    if args.rows is not None:
-        for seed, results in zip(args.seeds, per_seed):
-            print(f"seed {seed}: " + ", ".join(f"{k} top1 {100 * r['top1']:.1f}" for k, r in results.items()))
-        return
     load = " ".join(f"{x:.1f}" for x in os.getloadavg())
     text = (f"Synthetic benchmark, held-out test subjects, seeds {args.seeds} (mean ± std over seeds, %).\n"
             f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average at the "
-            f"end {load}; {(time.perf_counter() - start) / 60:.1f} min. Overrides: {args.sets or 'none'}; "
+            f"end {load}; {(time.perf_counter() - start) / 60:.1f} min. Rows: {args.rows or 'all'}. "
+            f"Overrides: {args.sets or 'none'}; "
             f"RGB streams: {args.rgb_epochs or 'config'} epochs; data: {args.annotations or 'generated'}.\n\n"
             f"{table(per_seed)}\n\nTest accuracy (%) of the classes whose cue no joint carries:\n\n"
             f"{per_class_table(per_seed)}\n")
     print(text)
+    if args.rows is not None:  # a part of the table: not the files a full run writes
+        write_text(args.out / "ablation_rows.md", text)
+        return
     write_text(args.out / "ablation.md", text)
     write_text(args.out / "ablation.json", json.dumps({"seeds": args.seeds, "sets": args.sets, "results": per_seed},
                                                        indent=2, default=str))
