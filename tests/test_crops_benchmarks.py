@@ -50,3 +50,16 @@ def test_fusion_ablation_quick(tmp_path):
         assert 0.0 <= top1 <= 100.0
     assert (tmp_path / "ablation" / "ablation.md").is_file()
     assert (tmp_path / "ablation" / "seed0" / "results.json").is_file()
+
+
+def test_fusion_ablation_rows_train_only_what_they_read():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("fusion_ablation", REPO / "benchmarks" / "fusion_ablation.py")
+    ablation = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(ablation)
+    assert ablation._needed(["cmtf_skeleton"]) == {"cmtf_skeleton", "joint", "bone"}
+    assert ablation._needed(["cmtf"]) == {"cmtf", "joint", "rgb_crops"}
+    assert ablation._needed(["late_all"]) == {"late_all", "joint", "bone", "rgb_crops"}
+    assert ablation._needed(["rgb"]) == {"rgb"}
+    assert ablation._needed(None) == set(ablation.ROWS)
