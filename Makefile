@@ -25,7 +25,7 @@ demo: $(STAMP)
 
 # pytest exits 5 when it collected no test: that fails here, as it should.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_data.py

@@ -1,10 +1,24 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config) -> None:
+    """Under pytest-xdist (`make test` runs `-n 2`), one torch thread per worker: two workers with
+    two threads each on two cores oversubscribe them, and torch's parallel regions then wait for
+    descheduled threads (docs/benchmarks.md, "Threads on a busy machine")."""
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        import torch
+
+        os.environ.setdefault("OMP_NUM_THREADS", "1")  # the processes a test starts, too
+        torch.set_num_threads(1)
+
+
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
