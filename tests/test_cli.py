@@ -58,3 +58,19 @@ def test_fuse_real_mmaction2_scores(shared_data, tmp_path, capsys):
     tops = sorted(round(m["top1"], 3) for m in metrics["streams"].values())
     assert tops == [0.917, 0.933]
     assert "fused" in capsys.readouterr().out
+
+
+def test_each_importer_keeps_its_own_default_layout(tmp_path):
+    """The importers share their options through one parent parser; a default set for SMG (ntu25)
+    once leaked into `data import miga`, whose files then could not be trained on as miga35."""
+    from microgesture.data.formats.annotations import load_annotations
+
+    data = tmp_path / "synth"
+    assert main(["data", "synth", str(data), "--subjects", "3", "--videos-per-subject", "1", "--no-video"]) == 0
+    assert main(["data", "import", "miga", str(data), "--out", str(tmp_path / "a.pkl")]) == 0
+    loaded = load_annotations(tmp_path / "a.pkl")
+    assert loaded["meta"]["layout"] == "miga35"
+    assert {c["keypoint"].shape[2] for c in loaded["annotations"]} == {35}
+    parser = build_parser()
+    assert parser.parse_args(["data", "import", "smg", "x", "--out", "y.pkl"]).layout is None  # resolved to ntu25
+    assert parser.parse_args(["data", "import", "miga", "x", "--out", "y.pkl"]).layout is None  # resolved to miga35

@@ -51,7 +51,7 @@ def cmd_import_miga(a: argparse.Namespace) -> None:
     check_output_file(a.out)
     data = import_miga_to_file(
         a.src_dir, a.out, protocol=a.protocol, val_fraction=a.val_fraction, seed=a.seed,
-        videos_csv=a.videos, labels_table=a.labels, img_shape=a.img_shape, layout=a.layout,
+        videos_csv=a.videos, labels_table=a.labels, img_shape=a.img_shape, layout=a.layout or "miga35",
     )
     print(format_summary(data))
     print(f"wrote {a.out}")
@@ -64,7 +64,7 @@ def cmd_import_openpose(a: argparse.Namespace) -> None:
     check_output_file(a.out)
     data = import_openpose_to_file(
         a.json_dir, a.labels, a.out, video_id=a.video_id, protocol=a.protocol,
-        val_fraction=a.val_fraction, seed=a.seed, layout=a.layout, img_shape=a.img_shape,
+        val_fraction=a.val_fraction, seed=a.seed, layout=a.layout or "miga35", img_shape=a.img_shape,
     )
     print(format_summary(data))
     print(f"wrote {a.out}")
@@ -77,7 +77,7 @@ def cmd_import_smg(a: argparse.Namespace) -> None:
     check_output_file(a.out)
     data = import_smg_to_file(
         a.src_dir, a.out, protocol=a.protocol or "smg-xsub", val_fraction=a.val_fraction, seed=a.seed,
-        coords=a.coords, layout=a.layout, img_shape=a.img_shape, skip_unusable=a.skip_unusable,
+        coords=a.coords, layout=a.layout or "ntu25", img_shape=a.img_shape, skip_unusable=a.skip_unusable,
     )
     print(format_summary(data))
     print(f"wrote {a.out}")
@@ -475,8 +475,9 @@ def _data_commands(sub) -> None:
                              "our synthetic data, else imigue-xsub)")
     common.add_argument("--val-fraction", type=float, default=0.2, help="share of training subjects kept for validation")
     common.add_argument("--seed", type=int, default=0)
-    common.add_argument("--layout", default="miga35",
-                        help="joint layout of the clips: miga35, imigue22, coco17, ntu25 (openpose: also openpose67)")
+    common.add_argument("--layout", default=None,  # per command: miga35 (miga, openpose), ntu25 (smg)
+                        help="joint layout of the clips: miga35 (default), imigue22, coco17, ntu25 (default for smg); "
+                             "openpose: also openpose67")
     common.add_argument("--img-shape", type=_pair, default=None, help="frame size HEIGHTxWIDTH when no video says it")
     m = isub.add_parser("miga", parents=[common], help="MiGA per-video folders (<vid>/<vid>_label.csv, _light_hand.csv)")
     m.add_argument("src_dir", type=Path)
@@ -511,7 +512,7 @@ def _format_commands(dsub, isub, common) -> None:
     g.add_argument("--coords", choices=["pixel", "world"], default="pixel",
                    help="pixel: the colour-image coordinates (assumed 1920x1080); world: Kinect (x, -y) in metres")
     g.add_argument("--skip-unusable", action="store_true", help="skip label rows outside the skeleton (with a warning)")
-    g.set_defaults(func=cmd_import_smg, layout="ntu25")
+    g.set_defaults(func=cmd_import_smg)
     p = isub.add_parser("pyskl", help="a PYSKL / MMAction2 skeleton annotation pickle (keeps its split)")
     p.add_argument("file", type=Path)
     p.add_argument("--out", type=Path, required=True, help="annotation pickle to write")
