@@ -22,6 +22,18 @@ def pytest_configure(config) -> None:
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+def interrupt_at(step: int):
+    """A Lightning callback that simulates Ctrl-C before training step `step` (mid-epoch resume tests)."""
+    import lightning as L
+
+    class InterruptAt(L.Callback):
+        def on_train_batch_start(self, trainer, module, batch, batch_idx):
+            if trainer.global_step == step:
+                raise KeyboardInterrupt
+
+    return InterruptAt()
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The real sample files beside the project; tests using them skip when absent."""

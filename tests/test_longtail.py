@@ -2,7 +2,6 @@
 
 from fractions import Fraction
 
-import lightning as L
 import torch
 
 import numpy as np
@@ -12,7 +11,7 @@ from microgesture.data.samplers import ClassBalancedSampler, EpochSampler
 from microgesture.errors import ConfigError
 from microgesture.train.run import evaluate, fit
 from microgesture.eval.longtail import class_groups, format_long_tail, long_tail_metrics
-from conftest import tiny_overrides
+from conftest import interrupt_at, tiny_overrides
 from microgesture.train.checkpoint import read_run_checkpoint
 from microgesture.train.config import load_config
 from microgesture.train.module import class_weights
@@ -107,15 +106,6 @@ def test_long_tail_metrics_by_hand():
     assert "tail F1" in text and "33.33%" in text and "head 1, medium 1, tail 2" in text
 
 
-class InterruptAt(L.Callback):
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if trainer.global_step == self.step:
-            raise KeyboardInterrupt
-
-
 @pytest.mark.slow
 def test_balanced_sampler_resumes_exactly_and_evaluate_reports_groups(tiny_annotations, tmp_path):
     sets = tiny_overrides(tiny_annotations, epochs=2) + ["data.sampler=class_balanced",
@@ -123,7 +113,7 @@ def test_balanced_sampler_resumes_exactly_and_evaluate_reports_groups(tiny_annot
     cfg = load_config(None, sets)
     straight = fit(cfg, tmp_path / "straight")
     with pytest.raises(SystemExit):
-        fit(cfg, tmp_path / "broken", callbacks=[InterruptAt(5)])  # 4 steps an epoch: mid epoch 1
+        fit(cfg, tmp_path / "broken", callbacks=[interrupt_at(5)])  # 4 steps an epoch: mid epoch 1
     resumed = fit(cfg, tmp_path / "broken", resume=True)
     a = read_run_checkpoint(straight.last_checkpoint)["state_dict"]
     b = read_run_checkpoint(resumed.last_checkpoint)["state_dict"]

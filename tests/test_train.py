@@ -3,26 +3,14 @@ import os
 import subprocess
 import sys
 
-import lightning as L
 import pytest
 import torch
 
-from conftest import tiny_overrides
+from conftest import interrupt_at, tiny_overrides
 from microgesture.train.checkpoint import AtomicCheckpointIO, read_run_checkpoint
 from microgesture.train.config import load_config
 from microgesture.train.run import evaluate, fit
 from microgesture.errors import ConfigError, DataError
-
-
-class InterruptAt(L.Callback):
-    """Simulates Ctrl-C in the middle of an epoch."""
-
-    def __init__(self, step: int):
-        self.step = step
-
-    def on_train_batch_start(self, trainer, module, batch, batch_idx):
-        if trainer.global_step == self.step:
-            raise KeyboardInterrupt
 
 
 def weights(path):
@@ -34,7 +22,7 @@ def test_resume_after_interrupt_is_exact(tiny_annotations, tmp_path):
     straight = fit(cfg, tmp_path / "straight")
     # 32 training clips / batch 8 = 4 steps an epoch: step 6 is in the middle of epoch 1
     with pytest.raises(SystemExit):
-        fit(cfg, tmp_path / "broken", callbacks=[InterruptAt(6)])
+        fit(cfg, tmp_path / "broken", callbacks=[interrupt_at(6)])
     assert read_run_checkpoint(tmp_path / "broken" / "checkpoints" / "last.ckpt")["epoch"] == 0
     resumed = fit(cfg, tmp_path / "broken", resume=True)
     a, b = weights(straight.last_checkpoint), weights(resumed.last_checkpoint)
