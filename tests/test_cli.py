@@ -74,3 +74,15 @@ def test_each_importer_keeps_its_own_default_layout(tmp_path):
     parser = build_parser()
     assert parser.parse_args(["data", "import", "smg", "x", "--out", "y.pkl"]).layout is None  # resolved to ntu25
     assert parser.parse_args(["data", "import", "miga", "x", "--out", "y.pkl"]).layout is None  # resolved to miga35
+
+
+
+def test_output_into_a_closed_pipe_ends_quietly(monkeypatch, capsys):
+    """`microgesture data summary F | head -3`: the reader stops early; exit 0, no traceback."""
+    import microgesture.cli as cli
+
+    def closed_pipe(argv):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    monkeypatch.setattr(cli, "run", closed_pipe)
+    assert cli.main(["data", "summary", "x.pkl"]) == 0
