@@ -98,4 +98,5 @@ def tiny_overrides(annotations: Path, epochs: int = 3) -> list[str]:
         f"data.annotations={annotations}", "data.num_frames=16", "data.batch_size=8",
         "model.skeleton.base_channels=8", f"trainer.max_epochs={epochs}", "trainer.progress_bar=false",
         "trainer.accelerator=cpu", "trainer.log_every_n_steps=1", "optim.lr=0.05",
+        "data.num_workers=0",  # worker processes are tested on their own (test_train.py); here they would only add start-up time
     ]

@@ -36,6 +36,35 @@ def test_resume_after_interrupt_is_exact(tiny_annotations, tmp_path):
     assert {"0", "1", "2"} <= epochs, epochs
 
 
+def test_worker_processes_change_nothing_and_resume_exactly(tiny_annotations, tmp_path):
+    """Augmentation draws from (seed, epoch, index), not from a worker's state: two worker processes
+    train the same weights as none, and a run interrupted mid-epoch with workers resumes exactly."""
+    overrides = tiny_overrides(tiny_annotations, epochs=2)
+    inline = fit(load_config(None, overrides + ["data.num_workers=0"]), tmp_path / "inline")
+    workers = load_config(None, overrides + ["data.num_workers=2"])
+    with pytest.raises(SystemExit):
+        fit(workers, tmp_path / "broken", callbacks=[interrupt_at(6)])
+    resumed = fit(workers, tmp_path / "broken", resume=True)
+    a, b = weights(inline.last_checkpoint), weights(resumed.last_checkpoint)
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_num_workers_auto_and_bad_values(monkeypatch):
+    from microgesture.train import datamodule
+
+    monkeypatch.setattr(datamodule.os, "sched_getaffinity", lambda pid: set(range(2)), raising=False)
+    assert datamodule.loader_workers("auto") == 1
+    monkeypatch.setattr(datamodule.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
+    assert datamodule.loader_workers("auto") == 8
+    assert datamodule.loader_workers(3) == 3
+    assert load_config(None, []).data.num_workers == "auto"
+    with pytest.raises(ConfigError, match="data.num_workers"):
+        load_config(None, ["data.num_workers=-1"])
+    with pytest.raises(ConfigError, match="data.num_workers"):
+        load_config(None, ["data.num_workers=many"])
+
+
 def test_fit_refuses_to_overwrite_and_to_resume_nothing(tiny_annotations, tmp_path):
     cfg = load_config(None, tiny_overrides(tiny_annotations, epochs=1))
     with pytest.raises(DataError, match="nothing to resume"):
@@ -109,3 +138,22 @@ def test_learns_far_above_chance(tmp_path):
     metrics = evaluate(cfg, run.best_checkpoint, tmp_path / "eval")
     assert metrics["num_samples"] == 16
     assert metrics["top1"] >= 0.75, metrics
+
+
+class _BrokenClip(torch.utils.data.Dataset):
+    def __len__(self):
+        return 4
+
+    def __getitem__(self, index):
+        raise DataError("clips/0003.mp4", "video file not found\n(needed by clip 0003_1)")
+
+
+def test_an_error_in_a_worker_process_reaches_the_user_as_itself():
+    """torch rebuilds a worker's error from one string (its header and the worker's traceback);
+    the user still gets the DataError and its own message, not a RuntimeError around a traceback."""
+    loader = torch.utils.data.DataLoader(_BrokenClip(), num_workers=1)
+    with pytest.raises(DataError) as caught:
+        next(iter(loader))
+    assert str(caught.value) == "clips/0003.mp4: video file not found\n(needed by clip 0003_1)"
+    assert str(DataError("clips/0003.mp4", "video file not found")) == "clips/0003.mp4: video file not found"
+    assert str(ConfigError("data.num_workers: must be >= 0")) == "data.num_workers: must be >= 0"

@@ -115,7 +115,10 @@ class DataConfig:
     test_clips: int = 1
     batch_size: int = 16
     eval_batch_size: int = 32
-    num_workers: int = 0
+    # DataLoader worker processes; "auto": one fewer than the CPUs this process may use, at most 8
+    # (train/datamodule.py: loader_workers). Augmentation draws from (seed, epoch, index), so the
+    # batches, and a resumed run, are the same with any number of workers.
+    num_workers: int | Literal["auto"] = "auto"
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"
@@ -135,8 +138,8 @@ class DataConfig:
             raise ConfigError(f"{prefix}.layout: {self.layout!r} is not one of {' | '.join(map(repr, LAYOUTS))}")
         _positive(prefix, num_frames=self.num_frames, test_clips=self.test_clips,
                   batch_size=self.batch_size, eval_batch_size=self.eval_batch_size)
-        if self.num_workers < 0:
-            raise ConfigError(f"{prefix}.num_workers: must be >= 0")
+        if self.num_workers != "auto" and self.num_workers < 0:
+            raise ConfigError(f"{prefix}.num_workers: must be >= 0 or 'auto', got {self.num_workers}")
 
 
 @dataclass

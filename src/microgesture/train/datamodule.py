@@ -6,6 +6,7 @@ encoders' input specs: train/run.py connects the two); it never reads the model 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,23 @@ def synthetic_annotations(cfg: SynthConfig, progress: bool = False) -> Path:
 def class_names_of(data: Mapping[str, Any]) -> list[str]:
     """An annotation file's class names (iMiGUE's when it names none)."""
     return list(data.get("meta", {}).get("classes") or IMIGUE_CLASSES)
+
+
+def loader_workers(setting: int | str) -> int:
+    """`data.num_workers`: a number as given; "auto" one fewer than the usable CPUs (the main process
+    trains), at most 8: the skeleton pipeline is cheap, the video decoders are not."""
+    if setting != "auto":
+        return int(setting)
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(0, min(8, cpus - 1))
+
+
+def epoch_to_start(trainer: L.Trainer) -> int:
+    """The epoch the fit loop is about to run, the number Lightning gives `set_epoch`. It makes the
+    first training iterator before that call, and worker processes draw batches at once; after a
+    resume from an epoch-end checkpoint `trainer.current_epoch` is still one behind at that point."""
+    progress = getattr(getattr(trainer, "fit_loop", None), "epoch_progress", None)
+    return int(progress.current.processed) if progress is not None else trainer.current_epoch
 
 
 class MGDataModule(L.LightningDataModule):
@@ -145,7 +163,7 @@ class MGDataModule(L.LightningDataModule):
 
     def _loader(self, dataset, batch_size: int, sampler=None, persistent: bool = False) -> DataLoader:
         """`persistent`: keep the worker processes between epochs (training and validation loaders)."""
-        workers = self.cfg.num_workers
+        workers = loader_workers(self.cfg.num_workers)
         return DataLoader(
             dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
             num_workers=workers, drop_last=False, persistent_workers=persistent and workers > 0,
@@ -160,7 +178,7 @@ class MGDataModule(L.LightningDataModule):
         rank, world = (trainer.global_rank, trainer.world_size) if trainer is not None else (0, 1)
         self.sampler = self._train_sampler(rank, world)
         if trainer is not None:  # a resumed run starts mid-way: the first iterator exists before set_epoch
-            self.sampler.set_epoch(trainer.current_epoch)
+            self.sampler.set_epoch(epoch_to_start(trainer))
         return self._loader(dataset, self.cfg.batch_size, self.sampler, persistent=True)
 
     def _train_sampler(self, rank: int, world: int) -> EpochSampler:
