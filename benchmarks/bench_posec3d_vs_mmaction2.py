@@ -145,7 +145,11 @@ def run_variant(variant: str, a) -> dict | None:
            str(a.channels), "--frames", str(a.frames), "--size", str(a.size), "--steps", str(a.steps),
            "--threads", str(a.threads)]
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=a.timeout)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=a.timeout)
+    except subprocess.TimeoutExpired:
+        print(f"  {variant} stopped after --timeout {a.timeout:.0f} s: no figure this round", flush=True)
+        return None
     if proc.returncode != 0:
         # -9 is usually the kernel's out-of-memory killer on a shared machine: report it and let the
         # other variants and rounds go on, so one failure does not lose the whole table
