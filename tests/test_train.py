@@ -58,6 +58,8 @@ def test_num_workers_auto_and_bad_values(monkeypatch):
     monkeypatch.setattr(datamodule.os, "sched_getaffinity", lambda pid: set(range(64)), raising=False)
     assert datamodule.loader_workers("auto") == 8
     assert datamodule.loader_workers(3) == 3
+    assert datamodule.loader_workers("auto", cached=True) == 0  # tokens in memory: workers would copy them
+    assert datamodule.loader_workers(3, cached=True) == 3
     assert load_config(None, []).data.num_workers == "auto"
     with pytest.raises(ConfigError, match="data.num_workers"):
         load_config(None, ["data.num_workers=-1"])

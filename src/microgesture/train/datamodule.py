@@ -59,11 +59,15 @@ def class_names_of(data: Mapping[str, Any]) -> list[str]:
     return list(data.get("meta", {}).get("classes") or IMIGUE_CLASSES)
 
 
-def loader_workers(setting: int | str) -> int:
+def loader_workers(setting: int | str, cached: bool = False) -> int:
     """`data.num_workers`: a number as given; "auto" one fewer than the usable CPUs (the main process
-    trains), at most 8: the skeleton pipeline is cheap, the video decoders are not."""
+    trains), at most 8: the skeleton pipeline is cheap, the video decoders are not. With cached
+    tokens "auto" is 0: they are in memory already, and each forked worker would end up with its own
+    copy of them (1.5-3 GB each for the CMTF caches of docs/fusion.md)."""
     if setting != "auto":
         return int(setting)
+    if cached:
+        return 0
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return max(0, min(8, cpus - 1))
 
@@ -163,7 +167,7 @@ class MGDataModule(L.LightningDataModule):
 
     def _loader(self, dataset, batch_size: int, sampler=None, persistent: bool = False) -> DataLoader:
         """`persistent`: keep the worker processes between epochs (training and validation loaders)."""
-        workers = loader_workers(self.cfg.num_workers)
+        workers = loader_workers(self.cfg.num_workers, cached=self.cached)
         return DataLoader(
             dataset, batch_size=batch_size, sampler=sampler, shuffle=False,
             num_workers=workers, drop_last=False, persistent_workers=persistent and workers > 0,
