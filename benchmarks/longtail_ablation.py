@@ -6,6 +6,8 @@ Rows (each adds one ingredient to the row above; joint + bone 2s-AGCN streams th
   3. + OSE loss (both streams retrained): configs/synthetic/longtail_{joint,bone}.yaml
   4. + calibrated soft voting (per-stream temperatures and weights fit on the validation subjects)
   5. + CMPL (pseudo-labels on the unlabelled test subjects, streams fine-tuned), calibrated voting
+With --heatmap also the heatmap stream (configs/synthetic/longtail_heatmap.yaml, bf16): alone, and
+with the OSE joint and bone streams by summed logits and by calibrated voting (no CMPL).
 For each training seed: top-1 and macro F1 on the held-out test subjects, and on the tail classes
 (eval/longtail.py), plus CMPL's pseudo-label precision and coverage per round, computed afterwards
 from the true labels by a separate step (eval/pseudo.py). Model selection and calibration use the
@@ -42,6 +44,7 @@ VARIANTS = {  # run name -> overrides of configs/synthetic/longtail_<stream>.yam
 }
 CMPL_SETS: list[str] = []  # --cmpl overrides of configs/synthetic/longtail_cmpl.yaml
 ROWS = ("demo: joint+bone 1:1", "+ sqrt class weights", "+ OSE loss", "+ calibrated voting", "+ CMPL")
+HEATMAP_ROWS = ("heatmap stream alone", "OSE joint+bone+heatmap, summed logits", "OSE joint+bone+heatmap, calibrated voting")
 METRICS = ("top1", "macro_f1", "tail_top1", "tail_macro_f1")
 
 
@@ -91,7 +94,7 @@ def headline(table: ScoreTable, counts: np.ndarray) -> dict[str, float]:
 
 
 def run_seed(seed: int, out: Path, common: list[str], stage: str, variants=tuple(VARIANTS),
-             streams=STREAMS) -> dict | None:
+             streams=STREAMS, heatmap: bool = False) -> dict | None:
     from microgesture.eval.fuse import fuse
 
     if stage == "cmpl":  # CMPL from the OSE runs alone, e.g. while another process trains the others
@@ -109,7 +112,25 @@ def run_seed(seed: int, out: Path, common: list[str], stage: str, variants=tuple
     results[ROWS[3]] = headline(calibrated(runs["ose"], out / f"seed{seed}" / "voting"), counts)
     adapted, quality = adapt_streams(seed, out, common, runs["ose"])
     results[ROWS[4]] = headline(calibrated(adapted, out / f"seed{seed}" / "voting_cmpl"), counts)
+    if heatmap:
+        results.update(heatmap_rows(seed, out, common, runs["ose"], counts))
     return {"rows": results, "pseudo_labels": quality}
+
+
+def heatmap_rows(seed: int, out: Path, common: list[str], ose: dict[str, dict], counts: np.ndarray) -> dict:
+    """The heatmap stream (trained in bf16, as docs/heatmaps.md measures it) alone and as a third voter."""
+    from microgesture.eval.fuse import fuse
+    from microgesture.eval.voting import calibrated_voting
+
+    cfg = load_config(CONFIGS / "longtail_heatmap.yaml", common + [f"trainer.seed={seed}", "trainer.precision=bf16-mixed"])
+    run_dir = out / f"seed{seed}" / "ose_heatmap"
+    best = trained(cfg, run_dir)
+    val = [ose[s]["val"] for s in STREAMS] + [scores_of(cfg, best, run_dir / "eval_val", cfg.data.val_split)]
+    test = [ose[s]["test"] for s in STREAMS] + [scores_of(cfg, best, run_dir / "eval", cfg.data.test_split)]
+    voted = calibrated_voting([str(p) for p in val], [str(p) for p in test], out=out / f"seed{seed}" / "voting_heatmap")
+    return {HEATMAP_ROWS[0]: headline(read_scores(test[-1]), counts),
+            HEATMAP_ROWS[1]: headline(fuse([read_scores(p) for p in test], weights=[1.0] * len(test)), counts),
+            HEATMAP_ROWS[2]: headline(voted.fused, counts)}
 
 
 def calibrated(streams: dict[str, dict], out: Path) -> ScoreTable:
@@ -141,7 +162,7 @@ def adapt_streams(seed: int, out: Path, common: list[str], ose: dict[str, dict])
 
 def table(per_seed: list[dict]) -> str:
     lines = ["| recipe | test top-1 | test macro F1 | tail top-1 | tail macro F1 |", "| --- |" + " --- |" * 4]
-    for row in ROWS:
+    for row in per_seed[0]["rows"]:
         cells = []
         for m in METRICS:
             values = 100 * np.array([r["rows"][row][m] for r in per_seed])
@@ -178,6 +199,8 @@ def main() -> None:
                         help="training epochs of every stream run (default: the configs' 16, the demo's)")
     parser.add_argument("--cmpl", nargs="*", default=[], metavar="KEY=VALUE",
                         help="overrides of the CMPL settings, e.g. adapt.rounds=2 adapt.epochs=1")
+    parser.add_argument("--heatmap", action="store_true",
+                        help="also the heatmap stream, alone and as a third voter (3D CNN: slower)")
     parser.add_argument("--quick", action="store_true", help="tiny data, one epoch: checks the script runs")
     args = parser.parse_args()
     common = ["trainer.progress_bar=false", f"data.synthetic.root={args.out / 'data'}"]
@@ -190,7 +213,7 @@ def main() -> None:
                    "data.synthetic.val_fraction=0.25", "trainer.max_epochs=1", "data.num_frames=16"]
         args.seeds = args.seeds[:1]
     start = time.perf_counter()
-    per_seed = [run_seed(seed, args.out, common, args.stage, tuple(args.variants), tuple(args.streams))
+    per_seed = [run_seed(seed, args.out, common, args.stage, tuple(args.variants), tuple(args.streams), args.heatmap)
                 for seed in args.seeds]
     if args.stage != "all":
         return
