@@ -79,7 +79,7 @@ def test_rgb_verdict_comes_from_the_run(tmp_path, monkeypatch, cmtf, late, verdi
 
     monkeypatch.setattr(crops_demo, "run_crops_demo", _crops_rows(cmtf, late))
     rows, text = demo._rgb(tmp_path, 0, {})
-    assert f"the RGB fusion {verdict} the skeleton" in text
+    assert f"CMTF of joint, bone and RGB crops {verdict} the late fusion of the skeleton streams" in text
     assert f"{100 * cmtf:.2f}%" in text and f"{100 * late:.2f}%" in text
     assert rows["CMTF joint+bone+RGB crops"]["top1"] == cmtf
 
