@@ -50,6 +50,7 @@ def test_worker_processes_change_nothing_and_resume_exactly(tiny_annotations, tm
         assert torch.equal(a[key], b[key]), key
 
 
+@pytest.mark.auto_workers
 def test_num_workers_auto_and_bad_values(monkeypatch):
     from microgesture.train import datamodule
 
