@@ -60,7 +60,8 @@ def demo_config(stream: str, data_root: Path, epochs: int, seed: int, **syntheti
         "name": f"demo_agcn_{stream}",
         "data": {
             "synthetic": {"root": str(data_root), "seed": seed, "video": True, **synthetic},
-            "num_frames": 32, "batch_size": 16,
+            # loading in the training process: the two streams already fill two cores side by side
+            "num_frames": 32, "batch_size": 16, "num_workers": 0,
         },
         "model": {"streams": {stream: {"encoder": "agcn", "base_channels": DEMO_WIDTH, "dropout": 0.1}}},
         "optim": {"lr": 0.05, "warmup_epochs": 1},

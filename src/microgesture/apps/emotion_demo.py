@@ -29,7 +29,7 @@ def emotion_demo_config(data_root: Path, epochs: int, seed: int, **synthetic: in
         "task": {"kind": "emotion", "monitor": "val_loss"},
         "data": {
             "synthetic": {"root": str(data_root), "seed": seed, "video": True, **synthetic},
-            "num_frames": 16, "batch_size": 16, "rgb": {"num_frames": 4, "size": 48},
+            "num_frames": 16, "batch_size": 16, "rgb": {"num_frames": 4, "size": 48}, "num_workers": 0,
         },
         "model": {
             "streams": {"face": {"encoder": "light_face", "width": 4, "depth": 3, "dropout": 0.1},

@@ -117,7 +117,7 @@ class DataConfig:
     eval_batch_size: int = 32
     # DataLoader worker processes; "auto": one fewer than the CPUs this process may use, at most 8
     # (train/datamodule.py: loader_workers). Augmentation draws from (seed, epoch, index), so the
-    # batches, and a resumed run, are the same with any number of workers.
+    # batches, and a resumed run, are the same with any number of workers (dropout's draws are not).
     num_workers: int | Literal["auto"] = "auto"
     train_split: str = "train"
     val_split: str = "val"
