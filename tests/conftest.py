@@ -22,6 +22,18 @@ def pytest_configure(config) -> None:
 SHARED_DATA = REPO.parent / "shared" / "data"
 
 
+def run_script(name: str, *args: str, timeout: float = 300) -> str:
+    """Run benchmarks/NAME with ARGS from the repository root; its stdout, or a failure with its output."""
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parents[1]
+    proc = subprocess.run([sys.executable, str(repo / "benchmarks" / name), *args], cwd=repo, capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
+    return proc.stdout
+
+
 def interrupt_at(step: int):
     """A Lightning callback that simulates Ctrl-C before training step `step` (mid-epoch resume tests)."""
     import lightning as L

@@ -7,19 +7,9 @@ from __future__ import annotations
 
 import json
 import math
-import subprocess
-import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-BENCH = REPO / "benchmarks"
-
-
-def run_script(name: str, *args: str) -> str:
-    proc = subprocess.run([sys.executable, str(BENCH / name), *args], cwd=REPO, capture_output=True, text=True,
-                          timeout=300)
-    assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
-    return proc.stdout
+from conftest import run_script
 
 
 def table_rows(stdout: str) -> list[list[str]]:

@@ -390,13 +390,9 @@ def test_cli_extract_faces_in_place(synth_big, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_bench_faces_quick(tmp_path):
-    import subprocess
-    import sys
+    from conftest import run_script
 
-    repo = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, str(repo / "benchmarks" / "bench_faces.py"), "--quick", "--json",
-                           str(tmp_path / "f.json")], cwd=repo, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    run_script("bench_faces.py", "--quick", "--json", str(tmp_path / "f.json"), timeout=600)
     rows = json.loads((tmp_path / "f.json").read_text())["rows"]
     assert {r["section"] for r in rows} >= {"decode", "detector", "extract synthetic"}
     for r in rows:

@@ -283,14 +283,10 @@ def test_face_track_sheet_for_the_demo(synth, tmp_path):
 @pytest.mark.slow
 def test_face_probe_quick(tmp_path):
     import json
-    import subprocess
-    import sys
-    from pathlib import Path
 
-    repo = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, str(repo / "benchmarks" / "face_probe.py"), "--quick", "--json",
-                           str(tmp_path / "p.json")], cwd=repo, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    from conftest import run_script
+
+    run_script("face_probe.py", "--quick", "--json", str(tmp_path / "p.json"), timeout=900)
     results = json.loads((tmp_path / "p.json").read_text())["results"]
     assert set(results) == {"face", "gestures (skeleton statistics)", "gestures (+ true MG classes)",
                             "face + gestures (skeleton)", "face + gestures (+ MG classes)"}
