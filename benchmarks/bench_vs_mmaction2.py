@@ -20,6 +20,9 @@ MMAction2's (above 1: ours is faster), given with the range of the per-pair rati
   infer: model.eval(), forward under torch.inference_mode()
   peak:  peak resident memory of the phase above the process's size before the model was built
          (the `Memory` gauge of bench_models.py: VmHWM reset per phase, less code paged in)
+  GFLOP/s: each side's counted operations a step (torch.utils.flop_counter: products and
+         convolutions) x steps/s, and its share of the float32 peak of a large matrix product
+         measured in the parent: how much room the same arithmetic leaves.
 
 Installing MMAction2 (optional, never a dependency of this project; its own venv, not ours):
 
@@ -156,8 +159,9 @@ def worker(args: argparse.Namespace) -> int:
 
     steps = {"train": train_step, "infer": infer_step}
     params = sum(p.numel() for p in model.parameters())
+    flops = {phase: step_flops(model, step, phase) for phase, step in steps.items()}
     send({"ready": True, "params": params, "graph": graph.detach().float().tolist(), "torch": torch.__version__,
-          "threads": torch.get_num_threads()})
+          "threads": torch.get_num_threads(), "flops": flops})
     for line in sys.stdin:
         cmd = json.loads(line)
         if cmd["cmd"] == "quit":
@@ -175,6 +179,31 @@ def worker(args: argparse.Namespace) -> int:
             times.append(time.perf_counter() - t0)
         send({"times": times, "peak_mib": memory.peak(), "load1": os.getloadavg()[0]})
     return 0
+
+
+def step_flops(model, step, phase: str) -> float:
+    """Floating-point operations of one step (torch's counter: matrix products and convolutions)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    model.train(phase == "train")
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return float(counter.get_total_flops())
+
+
+def gemm_peak(threads: int, size: int = 2048, repeats: int = 5, rounds: int = 4) -> float:
+    """GFLOP/s of a large float32 matrix product on `threads` threads (best round): the practical ceiling."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size), torch.randn(size, size)
+    best = 0.0
+    for _ in range(rounds):  # the first rounds warm the thread pool and the clock up
+        start = time.perf_counter()
+        for _ in range(repeats):
+            a @ b
+        best = max(best, 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9)
+    return best
 
 
 def send(message: dict) -> None:
@@ -222,7 +251,8 @@ def run(args: argparse.Namespace) -> dict:
     sides = [Side(name, pythons[name], args) for name in SIDES if pythons[name]]
     try:
         result = {"params": {s.name: s.info["params"] for s in sides}, "torch": {s.name: s.info["torch"] for s in sides},
-                  "threads": sides[0].info["threads"], "phases": {}}
+                  "threads": sides[0].info["threads"], "flops": {s.name: s.info["flops"] for s in sides},
+                  "gemm_peak_gflops": gemm_peak(args.threads), "phases": {}}
         if len(sides) == 2:
             result["same_graph"] = same_graph(sides[0].info["graph"], sides[1].info["graph"])
         for phase in ("infer", "train"):
@@ -232,6 +262,7 @@ def run(args: argparse.Namespace) -> dict:
                 for side in order:
                     turns[side.name].append(side.turn(phase, args.steps, start=pair == 0, warmup=args.warmup))
             result["phases"][phase] = summarize(turns, args.batch)
+            add_efficiency(result, phase, args.batch)
             print(describe_phase(phase, result["phases"][phase]), flush=True)
         return result
     finally:
@@ -263,13 +294,23 @@ def summarize(turns: dict[str, list[dict]], batch: int) -> dict:
     return out
 
 
+def add_efficiency(result: dict, phase: str, batch: int) -> None:
+    """GFLOP/s of each side and its share of the machine's float32 matrix-product peak."""
+    for name, side in result["phases"][phase].items():
+        if name in SIDES:
+            side["gflop_per_step"] = result["flops"][name][phase] / 1e9
+            side["gflops"] = side["gflop_per_step"] * side["clips_per_s"] / batch
+            side["of_gemm_peak"] = side["gflops"] / result["gemm_peak_gflops"]
+
+
 def describe_phase(phase: str, p: dict) -> str:
     lines = [f"{phase}:"]
     for name in SIDES:
         if name in p:
             s = p[name]
             lines.append(f"  {name:9s} {s['clips_per_s']:7.2f} clips/s (turns {s['turns']}), peak {s['peak_mib']:.0f} MiB, "
-                         f"load1 {min(s['load1']):.1f}-{max(s['load1']):.1f}")
+                         f"load1 {min(s['load1']):.1f}-{max(s['load1']):.1f}; {s['gflop_per_step']:.0f} GFLOP a step, "
+                         f"{s['gflops']:.0f} GFLOP/s = {100 * s['of_gemm_peak']:.0f}% of the float32 GEMM peak")
     if "ratio" in p:
         lines.append(f"  ours / MMAction2: {p['ratio']:.2f}x clips/s (pairs {min(p['pair_ratios']):.2f}-"
                      f"{max(p['pair_ratios']):.2f}), memory {p['memory_ratio']:.2f}x")
@@ -302,7 +343,8 @@ def main(argv: list[str] | None = None) -> int:
         print("no --mm-python: measuring our side only (see the docstring to install MMAction2)")
     result = run(args)
     end = machine()
-    print(f"parameters: {result['params']}; same graph: {result.get('same_graph', 'not compared')}")
+    print(f"parameters: {result['params']}; same graph: {result.get('same_graph', 'not compared')}; float32 GEMM "
+          f"peak (2048^3, {args.threads} threads, measured here): {result['gemm_peak_gflops']:.0f} GFLOP/s")
     print(f"end: {describe(end, args.threads)}")
     if args.json is not None:
         sys.path.insert(0, str(REPO / "src"))

@@ -94,3 +94,18 @@ def test_bench_analyze_quick(tmp_path: Path) -> None:
     report = json.loads((tmp_path / "a.json").read_text())
     assert set(report["end_to_end"]["wall"]) == {"decode", "pose", "hands/face", "recognition", "report"}
     assert report["rows"][0]["upper_body_px"] < 40  # the drawn person's joints are found where they are
+
+
+def test_bench_vs_mmaction2_our_side_alone(tmp_path: Path) -> None:
+    """Without --mm-python the side-by-side benchmark measures our side; FLOPs and GEMM share included."""
+    out = run_script("bench_vs_mmaction2.py", "--pairs", "1", "--steps", "1", "--warmup", "1", "--batch", "2",
+                     "--frames", "16", "--threads", "1", "--json", str(tmp_path / "v.json"))
+    assert "measuring our side only" in out
+    report = json.loads((tmp_path / "v.json").read_text())
+    assert report["gemm_peak_gflops"] > 0 and "mmaction2" not in report["flops"]
+    flops = report["flops"]["ours"]
+    assert flops["train"] > 2 * flops["infer"] > 0  # backward costs about twice the forward
+    for phase in ("infer", "train"):
+        ours = report["phases"][phase]["ours"]
+        assert ours["clips_per_s"] > 0 and ours["gflops"] > 0 and ours["of_gemm_peak"] > 0
+    assert out.count("GFLOP a step") == 2 and "of the float32 GEMM peak" in out

@@ -123,9 +123,10 @@ def test_a_worker_at_a_terminal_prints_epoch_lines_not_a_bar(tmp_path, tiny_data
 
 
 @pytest.mark.parametrize("flags, expected", [
-    ([], dict(rgb=False, emotion=True, analyze=True, parallel=None)),
+    ([], dict(rgb=False, emotion=True, analyze=True, parallel=None, precision="auto")),
     (["--rgb"], dict(rgb=True, emotion=True, analyze=True, parallel=None)),
     (["--skeleton-only", "--sequential"], dict(rgb=False, emotion=False, analyze=False, parallel=False)),
+    (["--precision", "32-true"], dict(precision="32-true")),
 ])
 def test_demo_command_flags(tmp_path, monkeypatch, flags, expected):
     from microgesture.cli import main

@@ -247,7 +247,7 @@ def cmd_demo(a: argparse.Namespace) -> None:
     from microgesture.apps.demo import run_demo
 
     run_demo(a.out, epochs=a.epochs, seed=a.seed, rgb=a.rgb, emotion=not a.skeleton_only, analyze=not a.skeleton_only,
-             parallel=False if a.sequential else None)
+             parallel=False if a.sequential else None, precision=a.precision)
 
 
 # -- domain adaptation -------------------------------------------------------------------------
@@ -555,7 +555,8 @@ def _model_commands(sub) -> None:
     t.add_argument("--devices", default=None, help="Lightning devices, e.g. 1, 2, auto")
     t.add_argument("--strategy", default=None, help="Lightning strategy, e.g. ddp")
     t.add_argument("--accelerator", default=None, help="cpu, gpu or auto")
-    t.add_argument("--precision", default=None, help="32-true, bf16-mixed, 16-mixed")
+    t.add_argument("--precision", default=None,
+                   help="32-true, bf16-mixed, 16-mixed, or auto (bf16-mixed on CPUs with AMX and on bf16 GPUs)")
     t.add_argument("--num-nodes", dest="num_nodes", default=None, help="nodes for multi-node DDP")
     t.set_defaults(func=cmd_train)
 
@@ -606,6 +607,9 @@ def _result_commands(sub) -> None:
     d.add_argument("--skeleton-only", action="store_true", help="only the joint and bone streams and their fusion")
     d.add_argument("--sequential", action="store_true",
                    help="train the two streams one after the other in this process (the old way; for comparisons)")
+    d.add_argument("--precision", default="auto",
+                   help="the streams' training precision: auto (bf16-mixed on CPUs with AMX and on bf16 GPUs, "
+                        "else 32-true; the default), 32-true, bf16-mixed")
     d.set_defaults(func=cmd_demo)
 
 

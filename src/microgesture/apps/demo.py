@@ -38,6 +38,7 @@ from microgesture.eval.scores import read_scores
 from microgesture.train.config import ExperimentConfig
 from microgesture.train.datamodule import synthetic_annotations
 from microgesture.train.logs import EpochLine
+from microgesture.train.precision import resolve_precision
 from microgesture.train.run import LAST, evaluate, fit
 from microgesture.typed_config import from_dict
 from microgesture.utils.io import write_text
@@ -47,6 +48,9 @@ from microgesture.utils.io import write_text
 # from 60.7% to 51.2%, so the time is saved by training the streams side by side, not by training less.
 DEMO_EPOCHS = 16
 DEMO_WIDTH = 16
+# bf16 mixed precision where it is fast (AMX CPUs, bf16 GPUs), else float32: see docs/speed.md for
+# the demo's speed and accuracy in both.
+DEMO_PRECISION = "auto"
 STREAMS = ("joint", "bone")
 FUSED = "2s-AGCN joint+bone (1:1)"
 RGB_SKIPPED = ("RGB crops + CMTF: not run. It would push the demo past 5 minutes on 2 CPU cores, and on the "
@@ -54,7 +58,8 @@ RGB_SKIPPED = ("RGB crops + CMTF: not run. It would push the demo past 5 minutes
                "crops (docs/fusion.md); `microgesture demo --rgb` runs it here.")
 
 
-def demo_config(stream: str, data_root: Path, epochs: int, seed: int, **synthetic: int) -> ExperimentConfig:
+def demo_config(stream: str, data_root: Path, epochs: int, seed: int, precision: str = DEMO_PRECISION,
+                **synthetic: int) -> ExperimentConfig:
     """The demo's config; `synthetic` overrides the dataset size (tests use a tiny one)."""
     return from_dict(ExperimentConfig, {
         "name": f"demo_agcn_{stream}",
@@ -65,15 +70,16 @@ def demo_config(stream: str, data_root: Path, epochs: int, seed: int, **syntheti
         },
         "model": {"streams": {stream: {"encoder": "agcn", "base_channels": DEMO_WIDTH, "dropout": 0.1}}},
         "optim": {"lr": 0.05, "warmup_epochs": 1},
-        "trainer": {"max_epochs": epochs, "seed": seed, "accelerator": "auto", "devices": 1},
+        "trainer": {"max_epochs": epochs, "seed": seed, "accelerator": "auto", "devices": 1, "precision": precision},
     })
 
 
-def train_stream(stream: str, out: Path, epochs: int, seed: int, synthetic: dict, lines: bool = False) -> dict:
+def train_stream(stream: str, out: Path, epochs: int, seed: int, synthetic: dict, lines: bool = False,
+                 precision: str = DEMO_PRECISION) -> dict:
     """Train (or finish, or reuse) one stream in `out/stream` and evaluate it on the test subjects.
 
     `lines`: one line per epoch even at a terminal (two workers' progress bars would garble it)."""
-    cfg = demo_config(stream, out / "data", epochs, seed, **synthetic)
+    cfg = demo_config(stream, out / "data", epochs, seed, precision, **synthetic)
     run_dir = out / stream
     print(f"== training the {stream} stream ({epochs} epochs) -> {run_dir}", flush=True)
     quiet = {"callbacks": [EpochLine(f"{cfg.name}: ")], "enable_progress_bar": False} \
@@ -95,12 +101,13 @@ def side_by_side() -> bool:
     return (os.cpu_count() or 1) >= 2 and not torch.cuda.is_available()
 
 
-def train_streams(out: Path, epochs: int, seed: int, synthetic: dict, parallel: bool) -> dict[str, dict]:
+def train_streams(out: Path, epochs: int, seed: int, synthetic: dict, parallel: bool,
+                  precision: str = DEMO_PRECISION) -> dict[str, dict]:
     """{stream: test metrics} for the joint and bone streams."""
     if not parallel:
-        return {s: train_stream(s, out, epochs, seed, synthetic) for s in STREAMS}
+        return {s: train_stream(s, out, epochs, seed, synthetic, precision=precision) for s in STREAMS}
     with ProcessPoolExecutor(len(STREAMS), mp_context=get_context("spawn"), initializer=_one_thread) as pool:
-        jobs = {s: pool.submit(train_stream, s, out, epochs, seed, synthetic, True) for s in STREAMS}
+        jobs = {s: pool.submit(train_stream, s, out, epochs, seed, synthetic, True, precision) for s in STREAMS}
         return {s: job.result() for s, job in jobs.items()}
 
 
@@ -134,16 +141,19 @@ class Stopwatch:
 
 def run_demo(out: str | Path, *, epochs: int | None = None, seed: int = 0, emotion: bool = True,
              rgb: bool = False, analyze: bool = True, parallel: bool | None = None,
-             emotion_epochs: int | None = None, **synthetic: int) -> dict:
+             emotion_epochs: int | None = None, precision: str = DEMO_PRECISION, **synthetic: int) -> dict:
     """Run the demo into `out`; returns the fused skeleton metrics (module doc for the stages).
 
     `synthetic`: e.g. subjects=3 for a quick run; `parallel`: train the two streams side by side
-    (default: `side_by_side()`); `emotion`, `rgb`, `analyze`: run those stages. The side-by-side
+    (default: `side_by_side()`); `precision`: the streams' trainer.precision (default "auto": bf16
+    mixed precision on CPUs with AMX and on GPUs with bf16, else float32);
+    `emotion`, `rgb`, `analyze`: run those stages. The side-by-side
     workers are started with "spawn", so a script calling this must do so under
     `if __name__ == "__main__":` (as the command line does).
     """
     out = Path(out)
     epochs = epochs or DEMO_EPOCHS
+    resolved = resolve_precision(precision)  # a bad value stops here, before the data is made
     clock = Stopwatch()
     print(f"== the synthetic dataset -> {out / 'data'}")
     ann = synthetic_annotations(demo_config("joint", out / "data", epochs, seed, **synthetic).data.synthetic,
@@ -152,8 +162,10 @@ def run_demo(out: str | Path, *, epochs: int | None = None, seed: int = 0, emoti
     clock.lap("data")
     parallel = side_by_side() if parallel is None else parallel
     how = "side by side, one process and thread each" if parallel else "one after the other"
-    print(f"\n== the joint and bone 2s-AGCN streams ({epochs} epochs, {how})", flush=True)
-    results = {f"2s-AGCN {s}": m for s, m in train_streams(out, epochs, seed, synthetic, parallel).items()}
+    print(f"\n== the joint and bone 2s-AGCN streams ({epochs} epochs, {how}, precision "
+          f"{resolved})", flush=True)
+    trained = train_streams(out, epochs, seed, synthetic, parallel, precision)
+    results = {f"2s-AGCN {s}": m for s, m in trained.items()}
     fused = fusion_metrics([out / s / "eval" / "scores.csv" for s in STREAMS], weights=[1.0, 1.0],
                            scores_out=out / "scores_fused.csv")
     results[FUSED] = fused

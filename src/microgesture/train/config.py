@@ -20,6 +20,7 @@ from microgesture.domain.heatmaps import HeatmapInput
 from microgesture.domain.layouts import LAYOUTS
 from microgesture.domain.modalities import MODALITIES
 from microgesture.errors import ConfigError
+from microgesture.train.precision import check_precision
 from microgesture.typed_config import apply_overrides, from_dict, read_yaml
 
 
@@ -409,6 +410,8 @@ class TrainerConfig:
     devices: int | list[int] | str = "auto"  # int first: "2" stays a number
     strategy: str = "auto"
     num_nodes: int = 1
+    # "auto": bf16-mixed where the hardware runs bf16 fast (AMX CPUs, bf16 GPUs), else 32-true
+    # (train/precision.py); or any Lightning precision such as 32-true or bf16-mixed.
     precision: str = "32-true"
     seed: int = 0
     log_every_n_steps: int = 10
@@ -420,6 +423,7 @@ class TrainerConfig:
 
     def check(self, prefix: str) -> None:
         _positive(prefix, max_epochs=self.max_epochs, num_nodes=self.num_nodes)
+        check_precision(self.precision)
 
 
 @dataclass

@@ -29,6 +29,7 @@ from microgesture.train.config import ExperimentConfig, OptimConfig, monitors
 from microgesture.train.datamodule import MGDataModule
 from microgesture.train.logs import AppendingCSVLogger, EpochLine
 from microgesture.train.module import Classifier, class_weights
+from microgesture.train.precision import resolve_precision
 from microgesture.train.tasks import check_emotion_labels
 from microgesture.eval.report import write_evaluation
 from microgesture.typed_config import from_dict, to_dict
@@ -114,7 +115,7 @@ def make_trainer(cfg: ExperimentConfig, run_dir: Path, callbacks: list | None = 
         devices=t.devices,
         strategy=t.strategy,
         num_nodes=t.num_nodes,
-        precision=t.precision,
+        precision=resolve_precision(t.precision, t.accelerator),
         logger=[AppendingCSVLogger(run_dir, name="", version="logs"), TensorBoardLogger(run_dir, name="", version="tb")],
         callbacks=[best, last, *progress, *(callbacks or [])],
         plugins=[AtomicCheckpointIO()],

@@ -1,0 +1,46 @@
+"""`trainer.precision: auto`: bf16 mixed precision where the hardware runs bf16 fast, else float32.
+
+Fast bf16 means a CUDA GPU with bf16 support, or a CPU with AMX tiles (Intel Sapphire Rapids and
+later), where oneDNN runs bf16 convolutions and matrix products 3-4x faster than float32
+(docs/speed.md). Elsewhere (AVX2 laptops, older Xeons) bf16 autocast on the CPU is emulated and
+slower than float32, so "auto" keeps float32 there.
+"""
+
+from __future__ import annotations
+
+from microgesture.errors import ConfigError
+
+AUTO = "auto"
+# Lightning's names and its short aliases; "auto" is ours.
+PRECISIONS = (AUTO, "32-true", "bf16-mixed", "16-mixed", "bf16-true", "16-true", "64-true", "32", "16", "bf16", "64")
+
+
+def cpu_has_fast_bf16() -> bool:
+    """True on CPUs with AMX tiles (torch's own probe; False where torch lacks it)."""
+    import torch  # here, so that reading a config does not load torch
+
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)
+    return bool(probe and probe() and torch.backends.mkldnn.is_available())
+
+
+def uses_cuda(accelerator: str) -> bool:
+    import torch
+
+    return accelerator in ("gpu", "cuda") or (accelerator == AUTO and torch.cuda.is_available())
+
+
+def check_precision(precision: str | int) -> None:
+    if str(precision) not in PRECISIONS:
+        raise ConfigError(f"trainer.precision (--precision): {precision!r} is not one of {', '.join(PRECISIONS)}")
+
+
+def resolve_precision(precision: str | int, accelerator: str = AUTO) -> str:
+    """Lightning's precision for `precision` on this machine ("auto" resolved, the rest unchanged)."""
+    check_precision(precision)
+    if precision != AUTO:
+        return str(precision)
+    if uses_cuda(accelerator):
+        import torch
+
+        return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
+    return "bf16-mixed" if accelerator in (AUTO, "cpu") and cpu_has_fast_bf16() else "32-true"
