@@ -159,13 +159,15 @@ def worker(args: argparse.Namespace) -> int:
 
     steps = {"train": train_step, "infer": infer_step}
     params = sum(p.numel() for p in model.parameters())
-    flops = {phase: step_flops(model, step, phase) for phase, step in steps.items()}
     send({"ready": True, "params": params, "graph": graph.detach().float().tolist(), "torch": torch.__version__,
-          "threads": torch.get_num_threads(), "flops": flops})
+          "threads": torch.get_num_threads()})
     for line in sys.stdin:
         cmd = json.loads(line)
         if cmd["cmd"] == "quit":
             break
+        if cmd["cmd"] == "flops":  # asked after the timed phases: counting would disturb their memory figures
+            send({phase: step_flops(model, step, phase) for phase, step in steps.items()})
+            continue
         phase, step = cmd["cmd"], steps[cmd["cmd"]]
         if cmd.get("start"):  # a new phase: its mode, warm-up steps, a fresh memory peak
             model.train(phase == "train")
@@ -238,6 +240,11 @@ class Side:
         self.proc.stdin.flush()
         return self.receive()
 
+    def flops(self) -> dict:
+        self.proc.stdin.write(json.dumps({"cmd": "flops"}) + "\n")
+        self.proc.stdin.flush()
+        return self.receive()
+
     def close(self) -> None:
         if self.proc.poll() is None:
             self.proc.stdin.write(json.dumps({"cmd": "quit"}) + "\n")
@@ -251,8 +258,7 @@ def run(args: argparse.Namespace) -> dict:
     sides = [Side(name, pythons[name], args) for name in SIDES if pythons[name]]
     try:
         result = {"params": {s.name: s.info["params"] for s in sides}, "torch": {s.name: s.info["torch"] for s in sides},
-                  "threads": sides[0].info["threads"], "flops": {s.name: s.info["flops"] for s in sides},
-                  "gemm_peak_gflops": gemm_peak(args.threads), "phases": {}}
+                  "threads": sides[0].info["threads"], "phases": {}}
         if len(sides) == 2:
             result["same_graph"] = same_graph(sides[0].info["graph"], sides[1].info["graph"])
         for phase in ("infer", "train"):
@@ -262,6 +268,9 @@ def run(args: argparse.Namespace) -> dict:
                 for side in order:
                     turns[side.name].append(side.turn(phase, args.steps, start=pair == 0, warmup=args.warmup))
             result["phases"][phase] = summarize(turns, args.batch)
+        result["flops"] = {s.name: s.flops() for s in sides}
+        result["gemm_peak_gflops"] = gemm_peak(args.threads)
+        for phase in result["phases"]:
             add_efficiency(result, phase, args.batch)
             print(describe_phase(phase, result["phases"][phase]), flush=True)
         return result
