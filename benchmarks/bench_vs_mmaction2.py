@@ -2,7 +2,7 @@
 
     python benchmarks/bench_vs_mmaction2.py --mm-python PATH/TO/venv-mm/bin/python
         [--pairs 5] [--steps 3] [--threads 2] [--batch 16] [--frames 100] [--amp none|bf16]
-        [--compile] [--json OUT]
+        [--compile] [--json OUT] [--quick]
 
 The same network on both sides: 10 blocks of widths 64x4, 128x3, 256x3 (stride 2 where the
 width doubles), the COCO-17 graph in its "spatial" partition (ours: layout `coco17`, which the
@@ -269,7 +269,8 @@ def run(args: argparse.Namespace) -> dict:
                     turns[side.name].append(side.turn(phase, args.steps, start=pair == 0, warmup=args.warmup))
             result["phases"][phase] = summarize(turns, args.batch)
         result["flops"] = {s.name: s.flops() for s in sides}
-        result["gemm_peak_gflops"] = gemm_peak(args.threads)
+        result["gemm_size"] = 256 if args.quick else 2048
+        result["gemm_peak_gflops"] = gemm_peak(args.threads, result["gemm_size"], *((2, 2) if args.quick else ()))
         for phase in result["phases"]:
             add_efficiency(result, phase, args.batch)
             print(describe_phase(phase, result["phases"][phase]), flush=True)
@@ -339,8 +340,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amp", choices=("none", "bf16"), default="none", help="CPU autocast, both sides")
     parser.add_argument("--compile", action="store_true", help="torch.compile both models")
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny shapes, one step a turn, a small GEMM: checks that the script runs")
     parser.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)  # internal: one side's process
     args = parser.parse_args(argv)
+    if args.quick:
+        args.pairs, args.steps, args.warmup, args.batch, args.frames = 1, 1, 1, 2, 16
     if args.worker:
         return worker(args)
     from bench_models import describe, machine
@@ -353,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args)
     end = machine()
     print(f"parameters: {result['params']}; same graph: {result.get('same_graph', 'not compared')}; float32 GEMM "
-          f"peak (2048^3, {args.threads} threads, measured here): {result['gemm_peak_gflops']:.0f} GFLOP/s")
+          f"peak ({result['gemm_size']}^3, {args.threads} threads, measured here): {result['gemm_peak_gflops']:.0f} GFLOP/s")
     print(f"end: {describe(end, args.threads)}")
     if args.json is not None:
         sys.path.insert(0, str(REPO / "src"))
