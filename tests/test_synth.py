@@ -229,3 +229,40 @@ def test_subjects_differ(default_skeletons):
     assert max(neck_x) - min(neck_x) > 10  # pixels, in a 192-pixel-wide frame
     assert max(width) > 1.1 * min(width)
     assert max(dropout) > 3 * min(dropout)
+
+
+def test_two_runs_on_a_fresh_root_generate_the_dataset_once(tmp_path, monkeypatch, capsys):
+    """The second of two runs started together waits for the first's dataset instead of writing into
+    the same folder (it used to fail with "output folder is not empty", or overwrite it)."""
+    import threading
+    import time
+
+    import microgesture.data.formats.miga as miga_module
+    import microgesture.data.synth as synth_module
+    from microgesture.train.config import SynthConfig
+    from microgesture.train.datamodule import synthetic_annotations
+
+    calls, active, most = [], [0], [0]
+
+    def slow_generate(data_dir, **kwargs):
+        calls.append(data_dir)
+        active[0] += 1
+        most[0] = max(most[0], active[0])
+        time.sleep(0.5)
+        data_dir.mkdir(parents=True)
+        (data_dir / "videos.csv").write_text("video\n")
+        active[0] -= 1
+
+    monkeypatch.setattr(synth_module, "generate_dataset", slow_generate)
+    monkeypatch.setattr(miga_module, "import_miga_to_file", lambda data_dir, ann, **kw: ann.write_bytes(b"x"))
+    cfg = SynthConfig(root=str(tmp_path / "synthetic"))
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(synthetic_annotations(cfg))) for _ in range(2)]
+    for t in threads:
+        t.start()
+        time.sleep(0.1)  # the second starts while the first generates
+    for t in threads:
+        t.join()
+    assert len(calls) == 1 and most[0] == 1
+    assert len(results) == 2 and results[0] == results[1] and results[0].is_file()
+    assert "waiting for another process generating the synthetic dataset" in capsys.readouterr().err

@@ -23,6 +23,7 @@ from microgesture.data.transforms.pipelines import Augment, VideoInput, build_pi
 from microgesture.domain.classes import IMIGUE_CLASSES
 from microgesture.errors import DataError
 from microgesture.train.config import DataConfig, SynthConfig
+from microgesture.utils.runlock import waiting_lock
 
 
 def synthetic_annotations(cfg: SynthConfig, progress: bool = False) -> Path:
@@ -44,13 +45,18 @@ def synthetic_annotations(cfg: SynthConfig, progress: bool = False) -> Path:
     ann = root / f"annotations_val{cfg.val_fraction:g}.pkl"
     if ann.is_file():
         return ann
-    data_dir = root / "data"
-    if not (data_dir / "videos.csv").is_file():
-        generate_dataset(
-            data_dir, subjects=cfg.subjects, videos_per_subject=cfg.videos_per_subject,
-            seed=cfg.seed, size=(w, h), video=cfg.video, overwrite=data_dir.exists(), progress=progress,
-        )
-    import_miga_to_file(data_dir, ann, protocol="synthetic-xsub", val_fraction=cfg.val_fraction, seed=cfg.seed)
+    # Two runs started together on a fresh root: the second waits instead of writing into the same folder.
+    with waiting_lock(Path(cfg.root) / f".{key}.lock", "generating the synthetic dataset"):
+        if ann.is_file():  # made while this process waited
+            return ann
+        data_dir = root / "data"
+        if not (data_dir / "videos.csv").is_file():
+            generate_dataset(
+                data_dir, subjects=cfg.subjects, videos_per_subject=cfg.videos_per_subject,
+                seed=cfg.seed, size=(w, h), video=cfg.video, overwrite=data_dir.exists(), progress=progress,
+            )
+        import_miga_to_file(data_dir, ann, protocol="synthetic-xsub", val_fraction=cfg.val_fraction,
+                            seed=cfg.seed)
     return ann
 
 

@@ -4,6 +4,9 @@
 run into the same folder gets a DataError naming the folder and the running process. A lock left
 by a process that no longer exists (killed, crashed) is taken over with a warning. Only the main
 process of a distributed run takes the lock (its other ranks write nothing of their own there).
+
+`waiting_lock(path, what)` is the other kind: shared data made once by whoever comes first (the
+synthetic dataset), where a second process waits for the first instead of failing.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sys
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 
 from microgesture.errors import DataError
@@ -92,3 +97,26 @@ class RunLock:
             # A run that failed before writing anything leaves no empty folder behind.
             if exc_type is not None and self.created and not any(self.path.parent.iterdir()):
                 self.path.parent.rmdir()
+
+
+@contextmanager
+def waiting_lock(path: str | Path, what: str):
+    """Hold an exclusive lock on the file `path` (created if missing), waiting for another process that
+    holds it; says once on stderr what it waits for. Where `fcntl` is missing (Windows) it does not lock."""
+    try:
+        import fcntl
+    except ImportError:  # no advisory locks: as before, concurrent writers are the user's to avoid
+        yield
+        return
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            print(f"waiting for another process {what} ({path})", file=sys.stderr, flush=True)
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
