@@ -269,8 +269,9 @@ def run(args: argparse.Namespace) -> dict:
                     turns[side.name].append(side.turn(phase, args.steps, start=pair == 0, warmup=args.warmup))
             result["phases"][phase] = summarize(turns, args.batch)
         result["flops"] = {s.name: s.flops() for s in sides}
-        result["gemm_size"] = 256 if args.quick else 2048
-        result["gemm_peak_gflops"] = gemm_peak(args.threads, result["gemm_size"], *((2, 2) if args.quick else ()))
+        size, repeats, rounds = (256, 2, 2) if args.quick else (2048, 5, 4)
+        result["gemm_size"] = size
+        result["gemm_peak_gflops"] = gemm_peak(args.threads, size, repeats, rounds)
         for phase in result["phases"]:
             add_efficiency(result, phase, args.batch)
             print(describe_phase(phase, result["phases"][phase]), flush=True)

@@ -27,8 +27,7 @@ def run_script(name: str, *args: str, timeout: float = 300) -> str:
     import subprocess
     import sys
 
-    repo = Path(__file__).resolve().parents[1]
-    proc = subprocess.run([sys.executable, str(repo / "benchmarks" / name), *args], cwd=repo, capture_output=True,
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / name), *args], cwd=REPO, capture_output=True,
                           text=True, timeout=timeout)
     assert proc.returncode == 0, f"{name} exited {proc.returncode}:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}"
     return proc.stdout

@@ -23,12 +23,6 @@ def cpu_has_fast_bf16() -> bool:
     return bool(probe and probe() and torch.backends.mkldnn.is_available())
 
 
-def uses_cuda(accelerator: str) -> bool:
-    import torch
-
-    return accelerator in ("gpu", "cuda") or (accelerator == AUTO and torch.cuda.is_available())
-
-
 def check_precision(precision: str | int) -> None:
     if str(precision) not in PRECISIONS:
         raise ConfigError(f"trainer.precision (--precision): {precision!r} is not one of {', '.join(PRECISIONS)}")
@@ -39,8 +33,8 @@ def resolve_precision(precision: str | int, accelerator: str = AUTO) -> str:
     check_precision(precision)
     if precision != AUTO:
         return str(precision)
-    if uses_cuda(accelerator):
-        import torch
+    import torch
 
+    if accelerator in ("gpu", "cuda") or (accelerator == AUTO and torch.cuda.is_available()):
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
     return "bf16-mixed" if accelerator in (AUTO, "cpu") and cpu_has_fast_bf16() else "32-true"
