@@ -13,6 +13,12 @@ A video whose outputs exist and whose source is unchanged is skipped, so an inte
 resumes with the next video; each file is written atomically (a video cut short leaves nothing).
 A folder made with other settings is refused unless `overwrite`.
 
+At scale: `jobs` worker processes take one video each (each process makes its own detector;
+the files are those of a serial run), and `shard="I/N"` takes every N-th of the sorted videos
+from the I-th (0-based), for one task of a SLURM array. Shards may write into one folder at the
+same time: each video's entry is merged into the manifest under a file lock
+(`.faces_manifest.json.lock`), so no run overwrites another's entries.
+
 Bad input never stops the run: no face, several faces, a face at the frame edge, tiny faces and
 flickering detections each follow a policy (track.py, docs/faces.md) and give a warning naming
 the video and the frames.
@@ -28,7 +34,7 @@ import time
 import warnings
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +47,8 @@ from microgesture.data.formats.facetrack import FACE_SIZE, face_csv_path, is_fac
 from microgesture.data.video import iter_frames, video_info, write_video
 from microgesture.errors import ConfigError, DataError
 from microgesture.utils.io import write_text
+from microgesture.utils.parallel import Shard, check_jobs, parse_shard, run_jobs
+from microgesture.utils.runlock import waiting_lock
 
 FORMAT_NAME = "microgesture-face-tracks"
 FORMAT_VERSION = 1
@@ -348,15 +356,21 @@ class FaceManifest:
 
     def __init__(self, out: Path, settings: dict[str, Any], overwrite: bool):
         self.path = out / MANIFEST
+        self.overwrite = overwrite
+        self.mine: dict[str, Any] = {}  # the videos this run recorded
         self.data = {"format": FORMAT_NAME, "version": FORMAT_VERSION, "settings": settings, "videos": {}}
         if self.path.is_file() and not overwrite:
             old = self._read()
-            if old.get("settings") != settings:
-                changed = sorted(k for k in set(settings) | set(old.get("settings", {}))
-                                 if settings.get(k) != old.get("settings", {}).get(k))
-                raise DataError(self.path, f"face tracks here were made with other settings ({', '.join(changed)} "
-                                           "differ): use --overwrite to redo them, or choose another --out")
+            self._check_settings(old)
             self.data["videos"] = old.get("videos", {})
+
+    def _check_settings(self, old: dict[str, Any]) -> None:
+        settings = self.data["settings"]
+        if old.get("settings") != settings:
+            changed = sorted(k for k in set(settings) | set(old.get("settings", {}))
+                             if settings.get(k) != old.get("settings", {}).get(k))
+            raise DataError(self.path, f"face tracks here were made with other settings ({', '.join(changed)} "
+                                       "differ): use --overwrite to redo them, or choose another --out")
 
     def _read(self) -> dict[str, Any]:
         try:
@@ -374,11 +388,28 @@ class FaceManifest:
         return entry if target.is_file() and face_csv_path(target).is_file() else None
 
     def record(self, rel: str, video: Path, result: FaceTrackResult) -> None:
+        """Add one video's entry to the manifest on disk, merged under a file lock with what other
+        runs (the other shards of the folder) recorded since this one started."""
         entry = asdict(result)
         entry.pop("skipped")
         entry["source"] = _source_stamp(video)
-        self.data["videos"][rel] = entry
-        write_text(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
+        self.mine[rel] = entry
+        with waiting_lock(self.path.with_name(f".{MANIFEST}.lock"), "writing the face-track manifest"):
+            videos: dict[str, Any] = {}
+            if self.path.is_file():
+                try:
+                    disk = self._read()
+                except DataError:
+                    if not self.overwrite:
+                        raise
+                    disk = {}
+                if disk.get("settings") == self.data["settings"]:
+                    videos = disk.get("videos", {})
+                elif not self.overwrite:
+                    self._check_settings(disk)  # another run with other settings wrote here meanwhile
+            videos.update(self.mine)
+            self.data["videos"] = videos
+            write_text(self.path, json.dumps(self.data, indent=2, sort_keys=True) + "\n")
 
 
 def _skeleton_beside(video: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -390,35 +421,83 @@ def _skeleton_beside(video: Path) -> tuple[np.ndarray, np.ndarray]:
     return read_skeleton(path)
 
 
+_detector = None  # this process's detector: made once per process (a MediaPipe graph is never pickled)
+
+
+def _open_detector(settings: FaceSettings) -> None:
+    """Worker processes' initializer (--jobs): their own detector."""
+    global _detector
+    if settings.boxes == "detector":
+        _detector = make_detector(settings.detector, model=settings.model, min_score=settings.min_score,
+                                  max_side=settings.detect_size)
+
+
+def _face_video(video: Path, target: Path, settings: FaceSettings, progress: bool) -> FaceTrackResult:
+    """One video's face track, with this process's detector; warnings are the caller's to give."""
+    skeleton = _skeleton_beside(video) if settings.boxes == "skeleton" else None
+    return extract_video(video, target, settings, detector=_detector, skeleton=skeleton, progress=progress,
+                         warn=False)
+
+
 def extract_faces(path: str | Path, out: str | Path | None = None, settings: FaceSettings = FaceSettings(), *,
-                  overwrite: bool = False, progress: bool = False, echo=None) -> list[FaceTrackResult]:
-    """Face tracks for a video or every video under a folder (see module doc); `echo(line)` per video."""
+                  overwrite: bool = False, progress: bool = False, echo=None, jobs: int = 1,
+                  shard: str | Shard | None = None) -> list[FaceTrackResult]:
+    """Face tracks for a video or every video under a folder (see module doc); `echo(line)` per video.
+
+    `jobs`: worker processes, one video each at a time (the same files as one process); `shard`:
+    `"I/N"`, this run's share of the sorted videos (0-based, utils/parallel.py). A video that fails
+    (a DataError) does not stop the others: they are finished and recorded, then a DataError names
+    every failed video."""
+    global _detector
     settings.check()
+    jobs, shard = check_jobs(jobs), parse_shard(shard)
     root, videos = find_videos(path)
+    mine = shard.select(videos) if shard is not None else videos
     out = Path(out) if out is not None else root
     detector = None
     if settings.boxes == "detector":
         detector = make_detector(settings.detector, model=settings.model, min_score=settings.min_score,
                                  max_side=settings.detect_size)
     manifest = FaceManifest(out, _settings_record(settings, detector.name if detector else None), overwrite)
-    results = []
+    if echo is not None and shard is not None:
+        echo(f"shard {shard}: {len(mine)} of the {len(videos)} videos")
+    results: list[FaceTrackResult | None] = [None] * len(mine)
+    todo, failed = [], []
+    for k, video in enumerate(mine):
+        rel = video.relative_to(root).as_posix()
+        target = out / Path(rel).parent / f"{video.stem}_face.mp4"
+        entry = None if overwrite else manifest.done(rel, video, target)
+        if entry is None:
+            todo.append((k, rel, video, target))
+            continue
+        results[k] = FaceTrackResult(**{f: entry[f] for f in FaceTrackResult.__dataclass_fields__ if f in entry},
+                                     skipped=True)
+        if echo is not None:
+            echo(f"[{k + 1}/{len(mine)}] {results[k].describe()}")
+    # Workers get the resolved detector name: "auto" is decided (and warned about) once, here.
+    resolved = replace(settings, detector=detector.name) if detector is not None else settings
+    tasks = [(video, target, resolved, progress and jobs == 1) for _, _, video, target in todo]
+    _detector = detector
     try:
-        for k, video in enumerate(videos):
-            rel = video.relative_to(root).as_posix()
-            target = out / Path(rel).parent / f"{video.stem}_face.mp4"
-            entry = None if overwrite else manifest.done(rel, video, target)
-            if entry is not None:
-                result = FaceTrackResult(**{f: entry[f] for f in FaceTrackResult.__dataclass_fields__ if f in entry},
-                                         skipped=True)
-            else:
-                skeleton = _skeleton_beside(video) if settings.boxes == "skeleton" else None
-                result = extract_video(video, target, settings, detector=detector, skeleton=skeleton,
-                                       progress=progress)
-                manifest.record(rel, video, result)
-            results.append(result)
+        for j, result in run_jobs(_face_video, tasks, jobs, initializer=_open_detector, initargs=(resolved,)):
+            k, rel, video, _ = todo[j]
+            if isinstance(result, DataError):
+                failed.append((k, str(result)))
+                if echo is not None:
+                    echo(f"[{k + 1}/{len(mine)}] {result}")
+                continue
+            for text in result.warnings:
+                warnings.warn(text, UserWarning, stacklevel=2)
+            manifest.record(rel, video, result)
+            results[k] = result
             if echo is not None:
-                echo(f"[{k + 1}/{len(videos)}] {result.describe()}")
+                echo(f"[{k + 1}/{len(mine)}] {result.describe()}")
     finally:
+        _detector = None
         if detector is not None:
             detector.close()
-    return results
+    if failed:
+        lines = "; ".join(text for _, text in sorted(failed))
+        raise DataError(None, f"{len(failed)} of {len(mine)} videos failed (the others are done and recorded in "
+                              f"{manifest.path}): {lines}")
+    return [r for r in results if r is not None]

@@ -11,7 +11,8 @@ Under the output folder, per video `<vid:04d>/`:
   time), the extractor and its options, frame rate and size, frames with a person, stage timings.
   A video whose manifest names the same source file and options is already extracted.
 Beside the video folders, `sources.csv` (`video_id,source`) keeps each source file's id, so a
-folder extracted in several runs keeps its numbering.
+folder extracted in several runs keeps its numbering; `.sources.csv.lock` is the lock file of the
+runs that update it (shards of one folder at the same time).
 """
 
 from __future__ import annotations
@@ -29,10 +30,12 @@ import numpy as np
 from microgesture.data.formats.miga import skeleton_path, video_folder, write_skeleton
 from microgesture.errors import DataError
 from microgesture.utils.io import atomic_open, write_text
+from microgesture.utils.runlock import waiting_lock
 
 FORMAT = "microgesture-mediapipe"
 VERSION = 1
 SOURCES = "sources.csv"
+SOURCES_LOCK = ".sources.csv.lock"
 EXTRACTOR = "MediaPipe 0.10.21 solutions: BlazePose (model_complexity=1), Hands, full-range face detection"
 
 
@@ -126,7 +129,14 @@ def read_sources(root: str | Path) -> dict[str, int]:
 
 
 def assign_ids(root: str | Path, videos: list[Path]) -> dict[Path, int]:
-    """An id for each video: its old one from `sources.csv`, else the next free one; the table is rewritten."""
+    """An id for each video: its old one from `sources.csv`, else the next free one in the order of
+    `videos` (a folder's sorted listing); the table is rewritten. Under a file lock: runs into one
+    folder at once (the shards of a folder, each passing the whole listing) all get the same ids."""
+    with waiting_lock(Path(root) / SOURCES_LOCK, "assigning video ids in sources.csv"):
+        return _assign_ids(root, videos)
+
+
+def _assign_ids(root: str | Path, videos: list[Path]) -> dict[Path, int]:
     known = read_sources(root)
     ids = {}
     next_id = max(known.values(), default=0) + 1
