@@ -34,6 +34,29 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _shard(text: str):
+    from microgesture.errors import ConfigError
+    from microgesture.utils.parallel import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ConfigError as exc:  # argparse names the option itself
+        raise argparse.ArgumentTypeError(str(exc).removeprefix("--shard ")) from None
+
+
+def _scale_options(parser: argparse.ArgumentParser) -> None:
+    """--jobs and --shard of the extraction commands (defaults: the library's)."""
+    parser.add_argument("--jobs", type=_positive_int, default=argparse.SUPPRESS,
+                        help="worker processes, one video each at a time (default 1)")
+    parser.add_argument("--shard", type=_shard, default=argparse.SUPPRESS, metavar="I/N",
+                        help="only every N-th video of the sorted folder, from the I-th (0-based: 0/4 ... 3/4), "
+                             "e.g. --shard $SLURM_ARRAY_TASK_ID/4")
+
+
+def _scale_kwargs(a: argparse.Namespace) -> dict:
+    return {k: getattr(a, k) for k in ("jobs", "shard") if hasattr(a, k)}
+
+
 # -- data -------------------------------------------------------------------------------------
 def cmd_synth(a: argparse.Namespace) -> None:
     from microgesture.data.synth import generate_dataset
@@ -305,7 +328,7 @@ def cmd_extract_faces(a: argparse.Namespace) -> None:
                             min_face=a.min_face, margin=a.margin, max_gap_s=a.max_gap, smooth=a.smooth,
                             track=not a.no_track, boxes=a.boxes)
     results = extract_faces(a.path, a.out, settings, overwrite=a.overwrite, progress=True,
-                            echo=lambda line: print(line, flush=True))
+                            echo=lambda line: print(line, flush=True), **_scale_kwargs(a))
     done = sum(not r.skipped for r in results)
     print(f"face tracks: {done} written, {len(results) - done} already done")
 
@@ -329,6 +352,7 @@ def _face_commands(sub) -> None:
     f.add_argument("--boxes", choices=["detector", "skeleton"], default="detector",
                    help="skeleton: face boxes from the face joints of <name>_light_hand.csv (no detector)")
     f.add_argument("--overwrite", action="store_true", help="redo every video (also after changing settings)")
+    _scale_options(f)
     f.set_defaults(func=cmd_extract_faces)
 
 
@@ -351,7 +375,8 @@ def _extract_options(a: argparse.Namespace):
 def cmd_extract_pose(a: argparse.Namespace) -> int:
     from microgesture.apps.pose import extract_pose
 
-    report = extract_pose(a.source, a.out, _extract_options(a), video_id=a.video_id, progress=not a.quiet)
+    report = extract_pose(a.source, a.out, _extract_options(a), video_id=a.video_id, progress=not a.quiet,
+                          **_scale_kwargs(a))
     print(report.describe())
     print(f"wrote {a.out}")
     return 1 if report.failed else 0
@@ -435,6 +460,7 @@ def _video_commands(sub) -> None:
     x.add_argument("source", type=Path, help="a video file or a folder of videos")
     x.add_argument("--out", type=Path, required=True, help="output folder (<vid:04d>/ per video; resumed)")
     x.add_argument("--video-id", type=int, default=None, help="id of a single video (default: the next free one)")
+    _scale_options(x)
     x.set_defaults(func=cmd_extract_pose)
 
     an = sub.add_parser("analyze", parents=[pose],
