@@ -143,6 +143,29 @@ def test_parse_skeleton_collects_every_problem(tmp_path):
     assert frames.tolist() == [0, 0, 3] and joints.shape == (3, 35, 3)
 
 
+@pytest.mark.parametrize("variant", ["plain", "crlf", "bom", "blank lines"])
+def test_skeleton_fast_path_reads_what_the_line_reader_reads(tmp_path, monkeypatch, variant):
+    """A clean file goes through numpy's parser (the import's speed at iMiGUE's size); same arrays."""
+    path = tmp_path / "0003_light_hand.csv"
+    rng = np.random.default_rng(0)
+    joints = rng.uniform(0, 1280, (40, 35, 3))
+    joints[..., 2] = rng.uniform(0, 1, (40, 35))
+    joints[::7, 3] = 0.0  # missed joints
+    miga.write_skeleton(path, np.arange(3, 43) * 2, joints)
+    text = path.read_text()
+    text = {"plain": text, "crlf": text.replace("\n", "\r\n"), "bom": "\ufeff" + text,
+            "blank lines": text.replace("\n", "\n\n", 3)}[variant]
+    path.write_bytes(text.encode("utf-8"))
+    assert miga._clean_skeleton(path) is not None
+    fast = miga.parse_skeleton(path)
+    monkeypatch.setattr(miga, "_clean_skeleton", lambda p: None)
+    slow = miga.parse_skeleton(path)
+    assert fast[2] == slow[2] == []
+    np.testing.assert_array_equal(fast[0], slow[0])
+    np.testing.assert_array_equal(fast[1], slow[1])
+    assert fast[0].dtype == slow[0].dtype and fast[1].dtype == slow[1].dtype
+
+
 # --- importer -----------------------------------------------------------------------------
 
 
