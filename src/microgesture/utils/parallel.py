@@ -8,9 +8,9 @@ shares are disjoint, together they are the whole folder, and every machine compu
 `jobs` is 1; else in `jobs` spawned worker processes, which import what they need and build their
 own models (a MediaPipe graph is never pickled or inherited through fork). It yields
 `(position, result)` as each task finishes; a DataError the task raised is its result, so one bad
-video does not stop the others (a script that calls this with `jobs` > 1 needs the usual
-`if __name__ == "__main__":` guard: a spawned worker imports the script). When the caller stops early (an error, Ctrl-C), the videos already
-running are finished before it returns: their results are written, not lost.
+video does not stop the others. When the caller stops early (an error, Ctrl-C), the videos already
+running are finished before it returns: their results are written, not lost. A script that calls
+this with `jobs` > 1 needs the usual `if __name__ == "__main__":` guard (a spawned worker imports it).
 """
 
 from __future__ import annotations
@@ -97,7 +97,8 @@ def run_jobs(work: Callable, tasks: list[tuple], jobs: int = 1, *, initializer: 
             except BrokenProcessPool:
                 raise DataError(None, "--jobs: a worker process died (killed, out of memory, a crash in native "
                                       "code, or a Python script calling this without `if __name__ == "
-                                      "'__main__':`); the videos finished so far are kept: run again to resume") from None
+                                      "'__main__':`); the videos finished so far are kept: run again to "
+                                      "resume") from None
             yield futures[future], result
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
