@@ -34,6 +34,27 @@ def test_window_label_by_its_core():
     assert window_label(24, 32, segs, bg, core=0.25) == 7
 
 
+def test_segment_index_labels_as_every_segment_does():
+    """Labelling against the segments near a window (training_windows) = against all of them."""
+    from microgesture.data.windows import SegmentIndex
+
+    rng = np.random.default_rng(3)
+    segs, frame = [], 0
+    while frame < 3000:  # overlapping, unsorted, of any length
+        n = int(rng.integers(1, 120))
+        segs.append((int(rng.integers(5)), frame, frame + n - 1))
+        frame += int(rng.integers(-30, 60)) + n // 2
+    rng.shuffle(segs)
+    index = SegmentIndex(segs)
+    for start in window_starts(3100, 32, 5):
+        s = int(start)
+        near = index.touching(s, s + 31)
+        assert len(near) < len(segs) // 4
+        for core in (0.25, 0.5, 1.0):
+            assert window_label(s, 32, near, 32, core=core) == window_label(s, 32, segs, 32, core=core)
+    assert SegmentIndex([]).touching(0, 10) == []
+
+
 @pytest.fixture(scope="module")
 def untrimmed(tmp_path_factory):
     root = tmp_path_factory.mktemp("untrimmed")
