@@ -7,7 +7,7 @@ STAMP := $(VENV)/.microgesture-installed
 DEMO_OUT ?= demo_out
 DEMO_ARGS ?=
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench gpu-check clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,15 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_data.py
+
+# Every model, resume, DDP, the demo and the speed beside MMAction2 on a CUDA GPU (benchmarks/gpu_check.py;
+# its docstring says how to install on a GPU machine without internet). No setup step: it runs with .venv's
+# Python when there is one, else $(PYTHON) with the project installed (`pip install --no-deps -e .`).
+# Without a GPU it says so in one line and succeeds. GPU_CHECK_ARGS="--mm-python PATH" adds MMAction2.
+GPU_PYTHON ?= $(if $(wildcard $(BIN)/python),$(BIN)/python,$(PYTHON))
+GPU_CHECK_ARGS ?=
+gpu-check:
+	$(GPU_PYTHON) benchmarks/gpu_check.py --json gpu_check.json $(GPU_CHECK_ARGS)
 
 clean:
 	rm -rf $(DEMO_OUT) .pytest_cache

@@ -1,7 +1,8 @@
 """Training speed and memory of our PoseC3D (models/posec3d.py) beside MMAction2's, same shapes.
 
     nice -n 10 python benchmarks/bench_posec3d_vs_mmaction2.py --mm-python /path/to/mmaction2-venv/bin/python \
-        [--batch 16 --channels 17 --frames 48 --size 56] [--rounds 3] [--steps 2] [--threads 2] [--json OUT]
+        [--batch 16 --channels 17 --frames 48 --size 56] [--rounds 3] [--steps 2] [--threads 2] [--device cpu|cuda]
+        [--json OUT]
 
 Each measurement is a fresh process (so its peak resident memory is its own) that builds the
 network (SlowOnly-R50: base 32, blocks 4-6-3, as PoseC3D's configs), makes one random batch of
@@ -20,6 +21,12 @@ virtualenv), `mmaction2-bf16` (the same under bf16 autocast, to tell the precisi
 the difference from the implementation's), `ours-fp32` (our defaults: channels-last, max pool without stored indices),
 `ours-bf16` (the same under bf16 autocast: what `trainer.precision: bf16-mixed` does),
 `ours-bf16-recompute` (plus `recompute_stem`). RSS includes Python, torch and the batch.
+
+After the training steps each process also times inference (model.eval(), the network's forward
+under torch.inference_mode, the same batch and autocast): one warm-up, then `--steps`.
+`--device cuda` runs every variant on the GPU: steps are waited for (torch.cuda.synchronize), wall
+time is then the figure to read (CPU time only counts the host's work), and the peak GPU memory
+(torch.cuda.max_memory_allocated) is reported beside the RSS.
 """
 
 from __future__ import annotations
@@ -48,13 +55,15 @@ def _rss_gb() -> float:
     return kb / 1e6
 
 
-def _train_steps(step, steps: int) -> tuple[list[float], list[float]]:
+def _train_steps(step, steps: int, sync=lambda: None) -> tuple[list[float], list[float]]:
     """Wall and CPU seconds (all threads of the process) of each timed step, after one warm-up."""
     step()  # warm-up: oneDNN picks its kernels, the allocator grows
+    sync()
     wall, cpu = [], []
     for _ in range(steps):
         start, start_cpu = time.perf_counter(), time.process_time()
         step()
+        sync()
         wall.append(time.perf_counter() - start)
         cpu.append(time.process_time() - start_cpu)
     return wall, cpu
@@ -66,14 +75,18 @@ def _ours(a, x, y):
     sys.path.insert(0, str(REPO / "src"))
     from microgesture.models.posec3d import build_posec3d
 
-    model = build_posec3d(NUM_CLASSES, a.channels, recompute_stem=a.variant.endswith("recompute")).train()
+    model = build_posec3d(NUM_CLASSES, a.channels, recompute_stem=a.variant.endswith("recompute")).train().to(x.device)
     bf16 = "bf16" in a.variant
 
     def loss_fn():
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
             return torch.nn.functional.cross_entropy(model(x), y)
 
-    return model, loss_fn
+    def infer_fn():
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16):
+            return model(x)
+
+    return model, loss_fn, infer_fn
 
 
 def _mmaction2(a, x, y):
@@ -92,8 +105,8 @@ def _mmaction2(a, x, y):
                       average_clips="prob"))
     model = MODELS.build(config)
     model.init_weights()
-    model.train()
-    samples = [ActionDataSample().set_gt_label(int(label)) for label in y]
+    model.train().to(x.device)
+    samples = [ActionDataSample().set_gt_label(int(label)).to(x.device) for label in y]
     inputs = x[:, None]  # [N, num_clips = 1, K, T, H, W], as their data pipeline packs it
 
     def loss_fn():
@@ -101,14 +114,18 @@ def _mmaction2(a, x, y):
         return sum(v for k, v in losses.items() if "loss" in k)
 
     def bf16_loss_fn():  # their loss path scores accuracy with numpy, which has no bf16: the same network by hand
-        with torch.autocast("cpu", dtype=torch.bfloat16):
+        with torch.autocast(x.device.type, dtype=torch.bfloat16):
             scores = model.cls_head(model.backbone(x))
         return torch.nn.functional.cross_entropy(scores.float(), y)
 
-    if a.variant.endswith("bf16"):
-        return model, bf16_loss_fn
+    def infer_fn():  # backbone and head, as ours: their `predict` path adds test-time clip averaging
+        with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=a.variant.endswith("bf16")):
+            return model.cls_head(model.backbone(x))
 
-    return model, loss_fn
+    if a.variant.endswith("bf16"):
+        return model, bf16_loss_fn, infer_fn
+
+    return model, loss_fn, infer_fn
 
 
 def worker(a) -> None:
@@ -116,9 +133,10 @@ def worker(a) -> None:
 
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    x = torch.rand(a.batch, a.channels, a.frames, a.size, a.size)
-    y = torch.randint(0, NUM_CLASSES, (a.batch,))
-    model, loss_fn = (_mmaction2 if a.variant.startswith("mmaction2") else _ours)(a, x, y)
+    device = torch.device(a.device)
+    x = torch.rand(a.batch, a.channels, a.frames, a.size, a.size).to(device)
+    y = torch.randint(0, NUM_CLASSES, (a.batch,)).to(device)
+    model, loss_fn, infer_fn = (_mmaction2 if a.variant.startswith("mmaction2") else _ours)(a, x, y)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=3e-4)
     before = _rss_gb()
 
@@ -129,11 +147,24 @@ def worker(a) -> None:
         torch.nn.utils.clip_grad_norm_(model.parameters(), 40.0)
         optimizer.step()
 
-    times, cpu_times = _train_steps(step, a.steps)
+    def sync():
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
+    times, cpu_times = _train_steps(step, a.steps, sync)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KB -> GB
+    peak_cuda = torch.cuda.max_memory_allocated(device) / 1e9 if device.type == "cuda" else None
+    model.eval()
+
+    def infer():
+        with torch.inference_mode():
+            infer_fn()
+
+    infer_times, _ = _train_steps(infer, a.steps, sync)
     params = sum(p.numel() for p in model.parameters())
     print(json.dumps({"variant": a.variant, "step_s": times, "cpu_s": cpu_times, "peak_rss_gb": peak, "rss_before_gb": before,
-                      "params": params, "torch": torch.__version__, "threads": torch.get_num_threads()}))
+                      "peak_cuda_gb": peak_cuda, "infer_s": infer_times, "params": params, "torch": torch.__version__,
+                      "threads": torch.get_num_threads(), "device": str(device)}))
 
 
 # ----------------------------------------------------------------------------- driver
@@ -143,7 +174,7 @@ def run_variant(variant: str, a) -> dict | None:
     python = a.mm_python if variant.startswith("mmaction2") else sys.executable
     cmd = [str(python), __file__, "--worker", "--variant", variant, "--batch", str(a.batch), "--channels",
            str(a.channels), "--frames", str(a.frames), "--size", str(a.size), "--steps", str(a.steps),
-           "--threads", str(a.threads)]
+           "--threads", str(a.threads), "--device", a.device]
     env = dict(os.environ, OMP_NUM_THREADS=str(a.threads))
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=a.timeout)
@@ -164,7 +195,11 @@ def summarise(results: dict[str, list[dict]], batch: int) -> dict[str, dict]:
     for variant, runs in results.items():
         step = statistics.median(t for r in runs for t in r["step_s"])
         cpu = statistics.median(t for r in runs for t in r["cpu_s"])
+        infer = statistics.median(t for r in runs for t in r["infer_s"])
+        cuda = [r["peak_cuda_gb"] for r in runs if r.get("peak_cuda_gb") is not None]
         out[variant] = {"step_s": step, "cpu_s": cpu, "clips_per_s": batch / step, "clips_per_cpu_s": batch / cpu,
+                        "infer_s": infer, "infer_clips_per_s": batch / infer,
+                        "peak_cuda_gb": statistics.median(cuda) if cuda else None,
                         "peak_rss_gb": statistics.median(r["peak_rss_gb"] for r in runs),
                         "rss_before_gb": statistics.median(r["rss_before_gb"] for r in runs),
                         "params": runs[0]["params"], "measured_steps": sum(len(r["step_s"]) for r in runs)}
@@ -173,6 +208,7 @@ def summarise(results: dict[str, list[dict]], batch: int) -> dict[str, dict]:
         row["speed_vs_mmaction2"] = base["cpu_s"] / row["cpu_s"] if base else None
         row["wall_speed_vs_mmaction2"] = base["step_s"] / row["step_s"] if base else None
         row["memory_vs_mmaction2"] = row["peak_rss_gb"] / base["peak_rss_gb"] if base else None
+        row["infer_speed_vs_mmaction2"] = base["infer_s"] / row["infer_s"] if base else None
     return out
 
 
@@ -190,6 +226,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--timeout", type=float, default=3600, help="seconds one process may take")
+    parser.add_argument("--device", default="cpu", help="torch device of every variant: cpu (default), cuda, cuda:1")
     parser.add_argument("--json", type=Path, default=None)
     a = parser.parse_args()
     if a.worker:
@@ -205,7 +242,7 @@ def main() -> None:
 
     m = machine()
     print(describe(m) + busy_note(m))
-    print(f"input [{a.batch}, {a.channels}, {a.frames}, {a.size}, {a.size}], {a.threads} threads, "
+    print(f"input [{a.batch}, {a.channels}, {a.frames}, {a.size}, {a.size}], device {a.device}, {a.threads} threads, "
           f"{a.rounds} rounds x {a.steps} timed steps per variant, interleaved")
     results: dict[str, list[dict]] = {v: [] for v in variants}
     for r in range(a.rounds):
@@ -219,13 +256,14 @@ def main() -> None:
                   f"peak {results[v][-1]['peak_rss_gb']:.2f} GB", flush=True)
     table = summarise({v: runs for v, runs in results.items() if runs}, a.batch)
     print("\n| variant | clips per CPU-s | CPU-s/step | wall s/step | peak RSS GB | speed vs MMAction2 (CPU, wall) "
-          "| memory vs MMAction2 |\n|---|---|---|---|---|---|---|")
+          "| memory vs MMAction2 | infer clips/s (wall) | infer speed vs MMAction2 (wall) |\n|---|---|---|---|---|---|---|---|---|")
     for v, row in table.items():
         ratio = "" if row["speed_vs_mmaction2"] is None else (f"{row['speed_vs_mmaction2']:.2f}x, "
                                                                 f"{row['wall_speed_vs_mmaction2']:.2f}x")
         mem = "" if row["memory_vs_mmaction2"] is None else f"{row['memory_vs_mmaction2']:.2f}"
+        infer = "" if row["infer_speed_vs_mmaction2"] is None else f"{row['infer_speed_vs_mmaction2']:.2f}x"
         print(f"| {v} | {row['clips_per_cpu_s']:.3f} | {row['cpu_s']:.1f} | {row['step_s']:.1f} "
-              f"| {row['peak_rss_gb']:.2f} | {ratio} | {mem} |")
+              f"| {row['peak_rss_gb']:.2f} | {ratio} | {mem} | {row['infer_clips_per_s']:.2f} | {infer} |")
     if a.json:
         sys.path.insert(0, str(REPO / "src"))
         from microgesture.utils.io import write_text

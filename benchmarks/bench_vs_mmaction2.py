@@ -2,7 +2,7 @@
 
     python benchmarks/bench_vs_mmaction2.py --mm-python PATH/TO/venv-mm/bin/python
         [--pairs 5] [--steps 3] [--threads 2] [--batch 16] [--frames 100] [--amp none|bf16]
-        [--compile] [--json OUT] [--quick]
+        [--compile] [--device cpu|cuda] [--json OUT] [--quick]
 
 The same network on both sides: 10 blocks of widths 64x4, 128x3, 256x3 (stride 2 where the
 width doubles), the COCO-17 graph in its "spatial" partition (ours: layout `coco17`, which the
@@ -23,6 +23,9 @@ MMAction2's (above 1: ours is faster), given with the range of the per-pair rati
   GFLOP/s: each side's counted operations a step (torch.utils.flop_counter: products and
          convolutions) x steps/s, and its share of the float32 peak of a large matrix product
          measured in the parent: how much room the same arithmetic leaves.
+`--device cuda` runs both sides on the GPU (each step waited for with torch.cuda.synchronize; peak
+memory is then torch.cuda.max_memory_allocated above the allocation before the model, and the
+GEMM peak is the GPU's float32 one, 8192^3, TF32 as torch's default for matrix products: off).
 
 Installing MMAction2 (optional, never a dependency of this project; its own venv, not ours):
 
@@ -129,7 +132,7 @@ def worker(args: argparse.Namespace) -> int:
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    device = torch.device("cpu")
+    device = torch.device(args.device)
     prime_runtime(device)
     memory = Memory(device)
     if args.worker == "mmaction2":
@@ -139,23 +142,30 @@ def worker(args: argparse.Namespace) -> int:
         silence_mmengine()
     else:
         model, _, graph = build_ours(args.classes)
+    model = model.to(device)
     if args.compile:
         model = torch.compile(model)
-    x = torch.randn(args.batch, 1, args.frames, 17, 3)
-    labels = torch.randint(0, args.classes, (args.batch,))
+    x = torch.randn(args.batch, 1, args.frames, 17, 3).to(device)
+    labels = torch.randint(0, args.classes, (args.batch,)).to(device)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     dtype = torch.bfloat16 if args.amp == "bf16" else None
 
+    def sync() -> None:  # CUDA runs asynchronously: a step's time is read once it has finished
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+
     def train_step() -> None:
-        with torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             loss = F.cross_entropy(model(x).float(), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        sync()
 
     def infer_step() -> None:
-        with torch.inference_mode(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
+        with torch.inference_mode(), torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             model(x)
+        sync()
 
     steps = {"train": train_step, "infer": infer_step}
     params = sum(p.numel() for p in model.parameters())
@@ -193,17 +203,25 @@ def step_flops(model, step, phase: str) -> float:
     return float(counter.get_total_flops())
 
 
-def gemm_peak(threads: int, size: int = 2048, repeats: int = 5, rounds: int = 4) -> float:
-    """GFLOP/s of a large float32 matrix product on `threads` threads (best round): the practical ceiling."""
+def gemm_peak(threads: int, size: int = 2048, repeats: int = 5, rounds: int = 4, device: str = "cpu") -> float:
+    """GFLOP/s of a large float32 matrix product on `threads` threads or `device` (best round): the practical ceiling."""
     import torch
 
     torch.set_num_threads(threads)
-    a, b = torch.randn(size, size), torch.randn(size, size)
+    dev = torch.device(device)
+    a, b = torch.randn(size, size, device=dev), torch.randn(size, size, device=dev)
+
+    def sync() -> None:
+        if dev.type == "cuda":
+            torch.cuda.synchronize(dev)
+
     best = 0.0
     for _ in range(rounds):  # the first rounds warm the thread pool and the clock up
+        sync()
         start = time.perf_counter()
         for _ in range(repeats):
             a @ b
+        sync()
         best = max(best, 2 * size**3 * repeats / (time.perf_counter() - start) / 1e9)
     return best
 
@@ -225,7 +243,7 @@ class Side:
             env["PYTHONPATH"] = os.pathsep.join([str(REPO / "src"), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         cmd = [python, str(Path(__file__).resolve()), "--worker", name, "--threads", str(args.threads),
                "--batch", str(args.batch), "--frames", str(args.frames), "--classes", str(args.classes),
-               "--amp", args.amp] + (["--compile"] if args.compile else [])
+               "--amp", args.amp, "--device", args.device] + (["--compile"] if args.compile else [])
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.info = self.receive()
 
@@ -269,9 +287,10 @@ def run(args: argparse.Namespace) -> dict:
                     turns[side.name].append(side.turn(phase, args.steps, start=pair == 0, warmup=args.warmup))
             result["phases"][phase] = summarize(turns, args.batch)
         result["flops"] = {s.name: s.flops() for s in sides}
-        size, repeats, rounds = (256, 2, 2) if args.quick else (2048, 5, 4)
+        size, repeats, rounds = (256, 2, 2) if args.quick else (8192, 5, 4) if args.device != "cpu" else (2048, 5, 4)
         result["gemm_size"] = size
-        result["gemm_peak_gflops"] = gemm_peak(args.threads, size, repeats, rounds)
+        result["device"] = args.device
+        result["gemm_peak_gflops"] = gemm_peak(args.threads, size, repeats, rounds, args.device)
         for phase in result["phases"]:
             add_efficiency(result, phase, args.batch)
             print(describe_phase(phase, result["phases"][phase]), flush=True)
@@ -338,7 +357,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--frames", type=int, default=100)
     parser.add_argument("--classes", type=int, default=60)
-    parser.add_argument("--amp", choices=("none", "bf16"), default="none", help="CPU autocast, both sides")
+    parser.add_argument("--amp", choices=("none", "bf16"), default="none", help="autocast on the device, both sides")
+    parser.add_argument("--device", default="cpu", help="torch device of both sides: cpu (default), cuda, cuda:1")
     parser.add_argument("--compile", action="store_true", help="torch.compile both models")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--quick", action="store_true",
@@ -353,13 +373,14 @@ def main(argv: list[str] | None = None) -> int:
 
     start = machine()
     print(describe(start, args.threads) + f"; batch {args.batch}, T={args.frames}, coco17, 1 person, "
-          f"{args.classes} classes, amp {args.amp}{', compiled' if args.compile else ''}", flush=True)
+          f"{args.classes} classes, amp {args.amp}{', compiled' if args.compile else ''}, device {args.device}", flush=True)
     if not args.mm_python:
         print("no --mm-python: measuring our side only (see the docstring to install MMAction2)")
     result = run(args)
     end = machine()
+    where = f"{args.threads} threads" if args.device == "cpu" else args.device
     print(f"parameters: {result['params']}; same graph: {result.get('same_graph', 'not compared')}; float32 GEMM "
-          f"peak ({result['gemm_size']}^3, {args.threads} threads, measured here): {result['gemm_peak_gflops']:.0f} GFLOP/s")
+          f"peak ({result['gemm_size']}^3, {where}, measured here): {result['gemm_peak_gflops']:.0f} GFLOP/s")
     print(f"end: {describe(end, args.threads)}")
     if args.json is not None:
         sys.path.insert(0, str(REPO / "src"))
