@@ -108,3 +108,70 @@ def test_bench_vs_mmaction2_our_side_alone(tmp_path: Path) -> None:
         ours = report["phases"][phase]["ours"]
         assert ours["clips_per_s"] > 0 and ours["gflops"] > 0 and ours["of_gemm_peak"] > 0
     assert out.count("GFLOP a step") == 2 and "of the float32 GEMM peak" in out
+
+
+GPU_CHECK_SKIPPED = {("models", "mvit_v2_s"), ("models", "swinface")}  # fixed input sizes: left out by --quick
+
+
+def test_gpu_check_quick_on_cpu(tmp_path: Path) -> None:
+    """`make gpu-check`'s checks at tiny sizes on the CPU: the same code paths as on a GPU."""
+    out = run_script("gpu_check.py", "--device", "cpu", "--quick", "--workdir", str(tmp_path / "work"),
+                     "--json", str(tmp_path / "g.json"))
+    report = json.loads((tmp_path / "g.json").read_text())
+    results = {(r["check"], r["name"]): r for r in report["results"]}
+    assert report["passed"] and report["checks"] == ["models", "autograd", "resume", "ddp", "demo", "speed"]
+    assert {k for k, r in results.items() if r["status"] == "SKIP"} == GPU_CHECK_SKIPPED
+    assert all(r["status"] == "PASS" for k, r in results.items() if k not in GPU_CHECK_SKIPPED), results
+    models = {name for check, name in results if check == "models"}
+    assert models == {"light_rgb", "light_face", "posec3d", "mvit_v2_s", "swinface", "agcn", "cmtf", "interfusion"}
+    for name in models - {n for _, n in GPU_CHECK_SKIPPED}:
+        f = results["models", name]["figures"]
+        assert f["grads_finite"] and f["params_with_grad"] == f["params"], name  # nothing frozen, every gradient
+        assert f["grad_rel_err"] < 1e-6 and f["bf16_grad_cosine"] > 0.5, (name, f)  # CPU against CPU here
+        assert f["fp32_ms"] > 0 and f["bf16_ms"] > 0
+    assert results["models", "interfusion"]["figures"]["bags"] == 2  # bags of clips, attention over them
+    assert all(results["autograd", "gradcheck_fp64"]["figures"]["variants"].values())
+    resume = results["resume", "32-true"]["figures"]
+    assert resume["bit_exact"] and resume["resumed_steps"] == resume["steps"]
+    assert resume["checkpoint_step_at_interrupt"] < resume["interrupted_at_step"] < resume["steps"]
+    ddp = results["ddp", "ddp_devices_1"]["figures"]
+    assert (ddp["strategy"], ddp["backend"], ddp["world_size"]) == ("DDPStrategy", "gloo", 1)
+    assert ddp["global_step"] == resume["steps"] and ddp["max_abs_diff_vs_plain_fit"] == 0  # one process: no change
+    demo = results["demo", "skeleton_streams"]["figures"]
+    assert set(demo["devices"].values()) == {"cpu"} and 0 <= demo["top1"]["2s-AGCN joint+bone (1:1)"] <= 1
+    for name in ("agcn_none", "posec3d"):
+        assert results["speed", name]["figures"]["mmaction2"].startswith("skipped")
+    assert results["speed", "agcn_none"]["figures"]["train"]["ours"]["clips_per_s"] > 0
+    assert results["speed", "posec3d"]["figures"]["variants"]["ours-fp32"]["infer_clips_per_s"] > 0
+    assert "gpu-check: 13 passed, 2 skipped, 0 failed" in out and "MMAction2 skipped" in out
+
+
+def test_gpu_check_without_a_gpu_says_so_in_one_line_and_succeeds() -> None:
+    import os
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_check.py")], capture_output=True, text=True,
+                          timeout=120, env={**os.environ, "CUDA_VISIBLE_DEVICES": ""}, cwd=REPO)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.count("\n") == 1 and "no CUDA device found" in proc.stdout
+
+
+def test_gpu_check_exits_non_zero_when_a_check_fails(tmp_path: Path, monkeypatch) -> None:
+    import importlib.util
+    import sys
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks" / "gpu_check.py")
+    gpu_check = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "gpu_check", gpu_check)  # its dataclasses look their module up
+    spec.loader.exec_module(gpu_check)
+    broken = [gpu_check.Result("autograd", "gradcheck_fp64", gpu_check.FAIL, "gradcheck failed: no bias")]
+    monkeypatch.setattr(gpu_check, "check_autograd", lambda ctx: broken)
+    assert gpu_check.main(["--device", "cpu", "--only", "autograd", "--workdir", str(tmp_path / "w"),
+                           "--json", str(tmp_path / "g.json")]) == 1
+    report = json.loads((tmp_path / "g.json").read_text())
+    assert not report["passed"] and report["results"][0]["status"] == "FAIL"
