@@ -1,5 +1,6 @@
-"""Building blocks shared by the fusion modules: attention sublayers, attention pooling, position
-tables, padding masks, masked means, null tokens and modality dropout.
+"""Building blocks shared by the models: attention sublayers, attention pooling, position tables,
+padding masks, masked means, null tokens and modality dropout (the fusion modules'), and a strided
+1x1 convolution that oneDNN's CPU kernels compute right (the CNN encoders').
 
 Masks follow `nn.MultiheadAttention.key_padding_mask`: True marks a token to ignore.
 """
@@ -135,3 +136,20 @@ class TaskHead(nn.Module):
     def forward(self, embeddings: dict[str, torch.Tensor]) -> torch.Tensor:
         logits = [fc(self.drop(embeddings[name])) for name, fc in self.fc.items()]
         return torch.stack(logits).mean(0)
+
+
+class StridedPointwiseConv2d(nn.Conv2d):
+    """A 1x1 convolution with stride s, computed as what it is: every s-th pixel, then a stride-1 1x1
+    convolution. Same weights, same names, same result as `nn.Conv2d(cin, cout, 1, s)`.
+
+    Why: oneDNN's AVX2 kernel for the weight gradient of a strided 1x1 convolution on channels_last
+    input with fewer than 8 input channels hangs, crashes or returns wrong gradients (oneDNN issue
+    6035; tests/test_kernels.py). The stride-1 kernel and the copy of the subsampled pixels are fine.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, bias: bool = False):
+        super().__init__(in_channels, out_channels, 1, stride, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        sh, sw = self.stride
+        return F.conv2d(x[:, :, ::sh, ::sw], self.weight, self.bias)

@@ -21,6 +21,7 @@ from torch import nn
 
 from microgesture.errors import ConfigError
 from microgesture.models.base import FrameEncoderHead, InputSpec
+from microgesture.models.layers import StridedPointwiseConv2d
 from microgesture.models.swinface import FACE_MEAN, FACE_STD
 
 MIN_SIZE = 32
@@ -31,12 +32,13 @@ def _conv_bn(cin: int, cout: int, stride: int) -> list[nn.Module]:
 
 
 class ResidualStage(nn.Module):
-    """Two 3x3 convs (the first with stride 2) and a 1x1 strided shortcut."""
+    """Two 3x3 convs (the first with stride 2) and a 1x1 strided shortcut (subsampling, then 1x1:
+    the strided 1x1 kernel of oneDNN's AVX2 gradient is broken below 8 input channels)."""
 
     def __init__(self, cin: int, cout: int):
         super().__init__()
         self.body = nn.Sequential(*_conv_bn(cin, cout, 2), nn.ReLU(inplace=True), *_conv_bn(cout, cout, 1))
-        self.shortcut = nn.Sequential(nn.Conv2d(cin, cout, 1, 2, bias=False), nn.BatchNorm2d(cout))
+        self.shortcut = nn.Sequential(StridedPointwiseConv2d(cin, cout, 2), nn.BatchNorm2d(cout))
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
