@@ -68,6 +68,35 @@ def test_bench_models_lists_every_model() -> None:
     assert agcn | {"light_rgb-w32", "mvit_v2_s", "cmtf-mvit+agcn64", "cmtf-light+agcn32"} == names
 
 
+def test_bench_scale_quick(tmp_path: Path) -> None:
+    """Two tiny sizes through every stage (import, load, capped training, evaluation, online)."""
+    out = run_script("bench_scale.py", "--quick", "--out", str(tmp_path / "s"), "--json", str(tmp_path / "s.json"),
+                     "--md", str(tmp_path / "s.md"), "--plot", str(tmp_path / "s.png"), timeout=900)
+    assert "machine: " in out
+    rows = {r[0]: r for r in table_rows(out) if r[0] in ("q1", "q2")}
+    assert set(rows) == {"q1", "q2"}
+    report = json.loads((tmp_path / "s.json").read_text())
+    assert [r["size"] for r in report["rows"]] == ["q1", "q2"]
+    for r in report["rows"]:
+        assert r["load"]["clips"] == r["generate"]["clips_written"] == r["clips"]  # every label row became a clip
+        assert sum(r["load"]["splits"].values()) == r["clips"]
+        for stage in ("import", "load", "evaluate", "windows", "online"):
+            assert r[stage]["seconds"] > 0 and r[stage]["peak_mib"] > 0, (stage, r[stage])
+        t = r["train"]
+        assert t["steps"] == 1 and t["train_clips"] == r["load"]["splits"]["train"]
+        assert t["batches_per_epoch"] == math.ceil(t["train_clips"] / 16)
+        assert t["data_epoch_s"] > 0 and t["model_over_data"] > 0 and 0 <= t["wait_share"] <= 1
+        assert r["evaluate"]["clips"] == r["load"]["splits"]["test"]
+        assert r["online"]["frames"] == r["online_frames"] and r["online"]["windows"] > 0
+    assert report["rows"][1]["online"]["frames"] == 2 * report["rows"][0]["online"]["frames"]
+    for stage, e in report["exponents"].items():
+        assert math.isfinite(e["seconds"]), stage
+    assert {g["goal"] for g in report["goals"]} >= {"import: time exponent <= 1.1",
+                                                    "q2: data path >= 3x faster than the model"}
+    assert (tmp_path / "s.md").read_text().startswith("| size |")
+    assert (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_bench_emotion_quick(tmp_path: Path) -> None:
     out = run_script("bench_emotion.py", "--quick", "--threads", "1", "--json", str(tmp_path / "e.json"))
     rows = {r[0]: r for r in table_rows(out)}
