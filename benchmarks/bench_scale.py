@@ -46,13 +46,18 @@ and measures each stage in a process of its own, which reports its peak resident
              (docs/analyze.md measures that).
 
 Then a markdown table and a JSON file of every figure, and a log-log plot (PNG) of time and peak
-memory against the clip count with each stage's exponent (least squares of log y on log x over
-the sizes). Goals: every exponent <= 1.1; the full-size import under 2 minutes and 4 GB; the
-model/data ratio >= 3 at every size. `--quick` runs two tiny sizes (3 and 6 short videos) in
+memory against the clip count with each stage's exponent: least squares of log y on log x over
+the sizes, x being the stage's own work (all clips for import and load, the training split's
+clips for train_epoch and data_epoch, the test split's for evaluate, the stream's frames for the
+online stages; the time exponent against the dataset's clips is shown beside it). Goals: every
+exponent <= 1.1; the full-size import under 2 minutes and 4 GB; the model/data ratio >= 3 at
+every size. `--quick` runs two tiny sizes (3 and 6 short videos) in
 well under a minute: a smoke run, its figures mean nothing.
 
-Datasets are generated under `--out` (deleted after each size unless `--keep`; about 3 GB at the
-full size). The whole default run takes about 20-30 minutes on the 2-core development machine.
+Datasets are generated under `--out` (deleted after each size unless `--keep`; about 2.5 GB at
+the full size). The whole default run took 14 minutes on the 2-core development machine while
+others used it (load 4-7). Figures and what was fixed on the way: docs/benchmarks.md, "The real
+datasets' size".
 """
 
 from __future__ import annotations
