@@ -14,14 +14,14 @@ H100/H200 (it has never run on one: no GPU was lent to the work that wrote it).
 Checks (CHECK names for --only / --skip):
   models    each encoder and fusion as the project's configs build them (train/build.py: build_model
             on configs/imigue/*.yaml and configs/synthetic/*.yaml, weight files, trained-run checkpoints,
-            token caches, dropout and freezing switched off so that every parameter gets a gradient and
+            token caches, dropout and freezing switched off: every parameter the loss reaches gets a gradient,
             nothing is random): light RGB, light face, PoseC3D, MViTv2-S, SwinFace, 2s-AGCN, CMTF,
             InterFusion (bags of clips, attention over a video's clips). One training step (forward,
             the task losses of train/tasks.py, backward) on the device in float32 and under bf16
             autocast: loss and gradients finite; float32 gradients against the same step on the CPU
             (same weights, same input; TF32 off for that comparison): relative L2 error of all
             gradients < 1e-3, of the loss < 1e-4; bf16 gradients' cosine with float32's > 0.5 (a
-            wrong backward gives ~0); step time and peak memory of each.
+            wrong backward gives ~0); step time (float32 with TF32 off, as compared) and peak memory of each.
   autograd  the 2s-AGCN's custom autograd function (models/agcn.py: _MixProject, the mixed maps
             recomputed in backward) on the device: torch.autograd.gradcheck in float64 (with and
             without bias, with the graph fixed), and its gradients against plain autograd of the
@@ -392,7 +392,7 @@ def check_model(ctx: Context, case: ModelCase) -> Result:
         problems.append(f"bf16 gradients' cosine with float32's is {figures['bf16_grad_cosine']:.3f} (<= 0.5)")
     mem = (f", peak {figures['fp32_peak_mib']:.0f}/{figures['bf16_peak_mib']:.0f} MiB"
            if figures["fp32_peak_mib"] is not None else "")
-    summary = (f"step fp32 {figures['fp32_ms']:.0f} ms, bf16 {figures['bf16_ms']:.0f} ms{mem}; grad vs CPU "
+    summary = (f"step fp32 (TF32 off) {figures['fp32_ms']:.0f} ms, bf16 {figures['bf16_ms']:.0f} ms{mem}; grad vs CPU "
                f"{figures['grad_rel_err']:.1e}, bf16 cos {figures['bf16_grad_cosine']:.3f}; batch {batch}"
                + (f"x{bags}" if bags else ""))
     return Result("models", case.name, FAIL if problems else PASS, "; ".join(problems) or summary, figures)
@@ -617,7 +617,7 @@ def ddp_one(ctx: Context) -> Result:
     threads = ["--threads", str(torch.get_num_threads())]
     env["OMP_NUM_THREADS"] = str(torch.get_num_threads())
     proc = subprocess.run([sys.executable, str(Path(__file__).resolve()), "--ddp-worker", str(path), str(out), *threads],
-                          capture_output=True, text=True, env=env, timeout=600)
+                          capture_output=True, text=True, env=env, timeout=300)  # a hung NCCL start fails here
     seconds = time.perf_counter() - t0
     with open(ctx.log, "a") as log:
         log.write(proc.stdout + proc.stderr)
@@ -761,7 +761,7 @@ def speed_agcn(ctx: Context, amp: str, mm: str | None) -> Result:
     else:  # our side and MMAction2's alternated A B B A; batch 16, T=100, coco17, 60 classes
         args = ["--pairs", "3", "--steps", "10", "--warmup", "3", "--threads", str(min(8, os.cpu_count() or 1))]
     args += ["--device", str(ctx.device), "--amp", amp] + (["--mm-python", mm] if mm else [])
-    report, error = run_bench(ctx, "bench_vs_mmaction2.py", args, ctx.workdir / f"speed_{name}.json", 600)
+    report, error = run_bench(ctx, "bench_vs_mmaction2.py", args, ctx.workdir / f"speed_{name}.json", 300)
     if report is None:
         return Result("speed", name, FAIL, error, {})
     figures: dict = {"mmaction2": "measured" if mm else "skipped (no --mm-python / $MMACTION2_PYTHON)",
@@ -792,7 +792,7 @@ def speed_posec3d(ctx: Context, mm: str | None) -> Result:
         args = ["--batch", "16", "--steps", "10", "--rounds", "2" if mm else "1",
                 "--threads", str(min(8, os.cpu_count() or 1))]
     args += ["--device", str(ctx.device), "--variants", ",".join(variants)] + (["--mm-python", mm] if mm else [])
-    report, error = run_bench(ctx, "bench_posec3d_vs_mmaction2.py", args, ctx.workdir / "speed_posec3d.json", 900)
+    report, error = run_bench(ctx, "bench_posec3d_vs_mmaction2.py", args, ctx.workdir / "speed_posec3d.json", 400)
     if report is None:
         return Result("speed", "posec3d", FAIL, error, {})
     table = report["summary"]
