@@ -8,8 +8,9 @@ exit status 1 when any check fails.
 
 Without a CUDA device (the default `--device cuda`) it prints one line saying so and exits 0.
 `--device cpu --quick` runs the same code paths on the CPU at tiny sizes (a minute on 2 cores; the
-smoke test in tests/test_benchmarks_smoke.py runs it). Sized to finish in 3-5 minutes on one
-H100/H200 (it has never run on one: no GPU was lent to the work that wrote it).
+smoke test in tests/test_benchmarks_smoke.py runs it). Estimated at 4-6 minutes on one H100/H200
+with a 16-core host (the CPU reference steps, the demo's dataset and the subprocesses' start-up
+dominate); never measured: no GPU was lent to the work that wrote it.
 
 Checks (CHECK names for --only / --skip):
   models    each encoder and fusion as the project's configs build them (train/build.py: build_model
