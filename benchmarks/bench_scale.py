@@ -1,6 +1,7 @@
 """The real datasets' size: every stage from `data import miga` to online recognition, at 4 sizes up to iMiGUE's.
 
-    python benchmarks/bench_scale.py [--quick] [--out runs/bench_scale] [--steps 32] [--json OUT] [--md OUT] [--plot OUT]
+    python benchmarks/bench_scale.py [--quick] [--out runs/bench_scale] [--steps 32] [--json OUT] [--md OUT]
+                                     [--plot OUT] [--replot JSON]
 
 iMiGUE has 18,499 clips in 359 videos (72 subjects, 2,092 minutes at 25 fps: 8,741 frames a
 video on average). Nothing in the project had run at that size; this script builds skeleton-only
@@ -533,7 +534,8 @@ def markdown(recs: list[dict], exps: dict, checks: list) -> str:
         t, o = r["train"], r["online"]
         lines.append(
             f"| {r['size']} | {r['clips']:,} | {r['videos']} | {r['generate']['frames']:,} "
-            f"| {r['generate']['csv_bytes'] / 2**30:.2f} | {r['generate']['seconds']:.1f} | {r['import']['seconds']:.1f} "
+            f"| {r['generate']['csv_bytes'] / 2**30:.2f} | {r['generate']['seconds']:.1f} "
+            f"| {r['import']['seconds']:.1f} "
             f"| {r['import']['peak_mib']:.0f} | {r['import']['file_mib']:.0f} | {r['load']['seconds']:.2f} "
             f"| {r['load']['peak_mib']:.0f} | {t['step_s']:.3f} ({t['steps']}) | {t['wait_share']:.1%} "
             f"| {t['epoch_s_extrapolated']:.0f} | {t['data_epoch_s']:.1f} | {t['model_over_data']:.1f}x "
@@ -571,8 +573,8 @@ def plot(series: dict, exps: dict, path: Path, title: str) -> None:
         ax.set_xlabel("clips in the dataset (the online stream grows with it: 30 min at the full size)")
         ax.set_ylabel(ylabel)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), title="stage (exponent against\nits own work)",
-                  title_fontsize=8)
+        ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                  title="stage (exponent against\nits own work)", title_fontsize=8)
     ax_m.axhline(4096, color="red", ls="--", lw=0.8)
     ax_m.text(x[0], 4096 * 1.05, "import goal at full size: 4 GB", color="red", fontsize=8)
     ax_t.axhline(120, color="red", ls="--", lw=0.8)
@@ -623,7 +625,8 @@ def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help="two tiny sizes, a smoke run")
     p.add_argument("--out", type=Path, default=REPO / "runs" / "bench_scale", help="working folder")
-    p.add_argument("--steps", type=int, default=None, help=f"training steps per size (default {DEFAULT_STEPS}; quick 2)")
+    p.add_argument("--steps", type=int, default=None,
+                   help=f"training steps per size (default {DEFAULT_STEPS}; --quick: 1)")
     p.add_argument("--config", type=Path, default=CONFIG, help="training config (default: the synthetic joint one)")
     p.add_argument("--online-minutes", type=float, default=30.0, help="online stream length at the full size")
     p.add_argument("--sizes", default=None, help="comma-separated size names to run (default: all)")
@@ -668,7 +671,8 @@ def main() -> int:
     print(f"load average at the end: {' '.join(f'{x:.2f}' for x in m1['loadavg'])}; "
           f"total {time.perf_counter() - t0:.0f} s", flush=True)
     plot_path = args.plot or args.out / "scale.png"
-    plot(series, exps, plot_path, f"bench_scale.py: {m0['cpu']}, {m0['cores']} cores, torch {m0['torch']}, {m0['date']}")
+    plot(series, exps, plot_path,
+         f"bench_scale.py: {m0['cpu']}, {m0['cores']} cores, torch {m0['torch']}, {m0['date']}")
     print(f"wrote {plot_path}")
     if args.md:
         args.md.parent.mkdir(parents=True, exist_ok=True)
