@@ -7,7 +7,7 @@ STAMP := $(VENV)/.microgesture-installed
 DEMO_OUT ?= demo_out
 DEMO_ARGS ?=
 
-.PHONY: setup demo test bench gpu-check clean
+.PHONY: setup demo test test-avx2 test-kernels bench gpu-check clean
 
 setup: $(STAMP)
 
@@ -25,7 +25,18 @@ demo: $(STAMP)
 
 # pytest exits 5 when it collected no test: that fails here, as it should.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q -n 2
+	$(BIN)/python -m pytest -q -n 2 -m "not full_size"
+
+# The model, training and demo tests again on the kernels of CPUs without AMX or AVX-512 (most
+# users' machines): oneDNN and ATen capped at AVX2 (docs/training.md, "Which CPUs"). CI runs both.
+AVX2_TESTS ?= tests/test_encoders.py tests/test_agcn.py tests/test_light_rgb.py tests/test_train.py \
+	tests/test_precision.py tests/test_emotion_engine.py tests/test_demo.py tests/test_emotion_demo.py
+test-avx2: $(STAMP)
+	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 $(BIN)/python -m pytest -q -n 2 -m "not full_size" $(AVX2_TESTS)
+
+# Every shipped config's gradients on the AVX2 and AVX-512 kernels, the iMiGUE-size models included (~15 min).
+test-kernels: $(STAMP)
+	$(BIN)/python -m pytest -q -n 2 tests/test_kernels.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_data.py
