@@ -596,12 +596,9 @@ def machine() -> dict:
     import platform
     from importlib.metadata import PackageNotFoundError, version
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                   if line.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
+    from microgesture.train.precision import cpu_name
+
+    cpu = cpu_name()
     try:
         torch_version = version("torch")
     except PackageNotFoundError:
