@@ -82,3 +82,9 @@ def test_encoder_interface(name):
         assert model.num_classes == 0 and model(x).shape == (len(x), model.embed_dim)
     keys = [k for k in model.state_dict() if k.startswith("head")]
     assert not keys, f"reset_classifier(0) should leave no head weights, found {keys[:3]}"
+
+
+def test_every_encoder_kind_is_checked_here():
+    from microgesture.train.cards import ENCODER_CARDS
+
+    assert set(ENCODERS) == set(ENCODER_CARDS)  # a new kind's card needs its interface check above

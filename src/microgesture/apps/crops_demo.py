@@ -15,7 +15,7 @@ import json
 import time
 from pathlib import Path
 
-from microgesture.apps.demo import DEMO_WIDTH, demo_config
+from microgesture.apps.demo_config import DEMO_WIDTH, demo_config
 from microgesture.eval.report import format_metrics, fusion_metrics
 from microgesture.train.config import ExperimentConfig
 from microgesture.train.extract import extract_for_experiment

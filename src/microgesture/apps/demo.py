@@ -29,49 +29,24 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+from microgesture.apps.demo_config import DEMO_EPOCHS, DEMO_PRECISION, demo_config
 from microgesture.data.formats.annotations import load_annotations
 from microgesture.data.formats.summary import format_summary
 from microgesture.eval.metrics import confusion_matrix
 from microgesture.eval.plots import plot_confusion_matrix
 from microgesture.eval.report import format_metrics, fusion_metrics
 from microgesture.eval.scores import read_scores
-from microgesture.train.config import ExperimentConfig
 from microgesture.train.datamodule import synthetic_annotations
 from microgesture.train.logs import EpochLine
 from microgesture.train.precision import resolve_precision
 from microgesture.train.run import LAST, evaluate, fit
-from microgesture.typed_config import from_dict
 from microgesture.utils.io import write_text
 
-# As configs/synthetic/agcn_*.yaml: a quarter of the published width. 16 epochs: with 12 (same lr
-# schedule, one thread, 2026-11-30) the bone stream fell from 49.3% to 41.3% top-1 and the fusion
-# from 60.7% to 51.2%, so the time is saved by training the streams side by side, not by training less.
-DEMO_EPOCHS = 16
-DEMO_WIDTH = 16
-# bf16 mixed precision where it is fast (AMX CPUs, bf16 GPUs), else float32: see docs/speed.md for
-# the demo's speed and accuracy in both.
-DEMO_PRECISION = "auto"
 STREAMS = ("joint", "bone")
 FUSED = "2s-AGCN joint+bone (1:1)"
 RGB_SKIPPED = ("RGB crops + CMTF: not run. It would push the demo past 5 minutes on 2 CPU cores, and on the "
                "synthetic benchmark RGB adds nothing: CMTF of joint and bone without RGB does as well as with the "
                "crops (docs/fusion.md); `microgesture demo --rgb` runs it here.")
-
-
-def demo_config(stream: str, data_root: Path, epochs: int, seed: int, precision: str = DEMO_PRECISION,
-                **synthetic: int) -> ExperimentConfig:
-    """The demo's config; `synthetic` overrides the dataset size (tests use a tiny one)."""
-    return from_dict(ExperimentConfig, {
-        "name": f"demo_agcn_{stream}",
-        "data": {
-            "synthetic": {"root": str(data_root), "seed": seed, "video": True, **synthetic},
-            # loading in the training process: the two streams already fill two cores side by side
-            "num_frames": 32, "batch_size": 16, "num_workers": 0,
-        },
-        "model": {"streams": {stream: {"encoder": "agcn", "base_channels": DEMO_WIDTH, "dropout": 0.1}}},
-        "optim": {"lr": 0.05, "warmup_epochs": 1},
-        "trainer": {"max_epochs": epochs, "seed": seed, "accelerator": "auto", "devices": 1, "precision": precision},
-    })
 
 
 def train_stream(stream: str, out: Path, epochs: int, seed: int, synthetic: dict, lines: bool = False,

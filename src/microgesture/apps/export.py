@@ -89,7 +89,7 @@ def export_model(cfg: ExperimentConfig, checkpoint: str | Path, out: str | Path,
     persons, frames, joints, channels = skeleton_shape(cfg)
     module = load_module(checkpoint, cfg)
     if module.model.encoders is None:  # a fusion trained on cached tokens: its encoders from their runs
-        from microgesture.train.extract import attach_encoders
+        from microgesture.train.build import attach_encoders
 
         attach_encoders(module, cfg)
     inputs, outputs = list(module.model.input_keys), [t.name for t in module.tasks]

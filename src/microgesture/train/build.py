@@ -1,156 +1,77 @@
-"""Config -> model. One explicit builder per encoder and fusion kind (dicts, no registry).
+"""Config -> model, through each encoder's and fusion's card (train/cards.py, no registry).
 
-`input_specs(model_cfg)` says what each stream's encoder reads without building it (the data
-side loads clips from it); `build_model` builds the Recognizer a config names.
+`input_specs(model_cfg)` says what each stream's encoder reads without building it and
+`video_inputs(cfg)` how its clips are loaded (the data side reads them); `build_model` builds the
+Recognizer a config names; `stream_encoders`, `encoders_meta` and `attach_encoders` are a fusion's
+encoders as its config names them (for the token cache, train/extract.py, and for scoring).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
+from microgesture.data.cache import encoder_meta
+from microgesture.data.transforms.pipelines import VideoAugment, VideoInput
 from microgesture.errors import ConfigError, DataError
 from microgesture.models.base import InputSpec
-from microgesture.train.config import (
-    AGCNConfig,
-    EncoderConfig,
-    FusionConfig,
-    LightFaceConfig,
-    LightRGBConfig,
-    ModelConfig,
-    MViTConfig,
-    PoseC3DConfig,
-    SwinFaceConfig,
-    TaskConfig,
-)
-
-
-def _agcn(cfg: AGCNConfig, num_classes: int, layout: str, in_channels: int = 3) -> nn.Module:
-    from microgesture.models.agcn import build_agcn
-
-    return build_agcn(num_classes, layout, in_channels=in_channels, base_channels=cfg.base_channels,
-                      num_person=cfg.num_person, attention=cfg.attention, similarity=cfg.similarity,
-                      dropout=cfg.dropout, weights=cfg.weights)
-
-
-def _light(cfg: LightRGBConfig, num_classes: int, layout: str) -> nn.Module:
-    from microgesture.models.light_rgb import build_light_rgb
-
-    return build_light_rgb(num_classes, width=cfg.width, depth=cfg.depth, dropout=cfg.dropout)
-
-
-def _mvit(cfg: MViTConfig, num_classes: int, layout: str) -> nn.Module:
-    from microgesture.models.mvit import build_mvit_v2_s
-
-    return build_mvit_v2_s(num_classes, weights=cfg.weights, kinetics=cfg.kinetics, freeze=cfg.freeze,
-                           unfreeze_blocks=cfg.unfreeze_blocks, dropout=cfg.dropout)
-
-
-def _posec3d(cfg: PoseC3DConfig, num_classes: int, layout: str) -> nn.Module:
-    from microgesture.models.posec3d import build_posec3d
-
-    return build_posec3d(num_classes, _heatmap_channels(cfg), base_channels=cfg.base_channels,
-                         stage_blocks=cfg.stage_blocks, dropout=cfg.dropout, recompute_stem=cfg.recompute_stem,
-                         weights=cfg.weights)
-
-
-def _heatmap_channels(cfg: PoseC3DConfig) -> int:
-    if cfg.in_channels is None:
-        raise ConfigError("model.streams.*.in_channels: unknown; load the config with load_config, which takes "
-                          "them from data.heatmap and data.layout")
-    return cfg.in_channels
-
-
-def _swinface(cfg: SwinFaceConfig, num_classes: int, layout: str) -> nn.Module:
-    from microgesture.models.swinface import build_swinface
-
-    return build_swinface(num_classes, weights=cfg.weights, freeze=cfg.freeze, unfreeze_stages=cfg.unfreeze_stages,
-                          tokens=cfg.tokens, dropout=cfg.dropout)
-
-
-def _light_face(cfg: LightFaceConfig, num_classes: int, layout: str) -> nn.Module:
-    from microgesture.models.light_face import build_light_face
-
-    return build_light_face(num_classes, width=cfg.width, depth=cfg.depth, dropout=cfg.dropout,
-                            frame_norm=cfg.frame_norm)
-
-
-ENCODERS: dict[str, Callable[..., nn.Module]] = {"agcn": _agcn, "light": _light, "mvit": _mvit,
-                                                 "posec3d": _posec3d, "swinface": _swinface,
-                                                 "light_face": _light_face}
-
-
-def _spec_of(cfg: EncoderConfig) -> InputSpec:
-    """An encoder's input spec without building it (the class attribute, or AGCN's channels)."""
-    if cfg.encoder == "agcn":
-        return InputSpec("skeleton", channels=3)
-    if cfg.encoder == "mvit":
-        from microgesture.models.mvit import MViTEncoder
-
-        return MViTEncoder.input_spec
-    if cfg.encoder == "posec3d":
-        return InputSpec("heatmap", channels=_heatmap_channels(cfg), min_size=8)
-    if cfg.encoder == "swinface":
-        from microgesture.models.swinface import SwinFaceEncoder
-
-        return SwinFaceEncoder.input_spec
-    if cfg.encoder == "light_face":
-        from microgesture.models.light_face import LightFaceEncoder
-
-        return LightFaceEncoder.input_spec
-    from microgesture.models.light_rgb import LightRGBEncoder
-
-    return LightRGBEncoder.input_spec
+from microgesture.train.cards import EncoderCard, EncoderConfig, FusionConfig, encoder_card, fusion_card
+from microgesture.train.config import ExperimentConfig, ModelConfig, TaskConfig
+from microgesture.typed_config import to_dict
 
 
 def input_specs(cfg: ModelConfig) -> dict[str, InputSpec]:
-    return {name: _spec_of(enc) for name, enc in cfg.streams.items()}
+    return {name: encoder_card(enc.encoder).spec(enc) for name, enc in cfg.streams.items()}
+
+
+def video_inputs(cfg: ExperimentConfig) -> dict[str, VideoInput]:
+    """How each video stream's clips are loaded: the encoder's input spec, with data.rgb filling its gaps."""
+    out = {}
+    for name, spec in input_specs(cfg.model).items():
+        if spec.kind != "video":
+            continue
+        r, card = cfg.data.rgb, encoder_card(cfg.model.streams[name].encoder)
+        frames = r.num_frames or spec.frames or _open_clip(card, name)[0]
+        size = r.size or spec.size or _open_clip(card, name)[1]
+        problems = spec.check(frames, size)
+        if problems:
+            raise ConfigError(f"data.rgb: the {card.kind} encoder of stream {name!r} {'; '.join(problems)} "
+                              f"(data.rgb.num_frames / data.rgb.size)")
+        out[name] = VideoInput(frames, size, tuple(spec.mean), tuple(spec.std), r.resize,
+                               VideoAugment(**to_dict(r.appearance)))
+    return out
+
+
+def _open_clip(card: EncoderCard, name: str) -> tuple[int, int]:
+    """The card's clip for an encoder whose spec leaves frames or size open (no silent default)."""
+    if card.clip is None:
+        raise ConfigError(f"data.rgb: the {card.kind} encoder of stream {name!r} fixes no clip frames or size, "
+                          "and its card gives none; set data.rgb.num_frames and data.rgb.size")
+    return card.clip
 
 
 def token_width(cfg: EncoderConfig) -> int:
     """The token width an encoder config gives, without building the encoder."""
-    if cfg.encoder == "agcn":
-        return 4 * cfg.base_channels
-    if cfg.encoder == "mvit":
-        return 768
-    if cfg.encoder == "posec3d":
-        return cfg.base_channels * 4 * 2 ** (len(cfg.stage_blocks) - 1)
-    if cfg.encoder == "swinface":
-        return 512
-    return cfg.width * 2 ** (cfg.depth - 1)  # light RGB and light face
+    return encoder_card(cfg.encoder).width(cfg)
 
 
 def build_encoder(name: str, cfg: EncoderConfig, num_classes: int, layout: str, *, init: bool = True) -> nn.Module:
     """One stream's encoder; with `init`, its `checkpoint` (a trained run) is copied in."""
-    encoder = ENCODERS[cfg.encoder](cfg, num_classes, layout)
+    encoder = encoder_card(cfg.encoder).build(cfg, num_classes, layout)
     if init and cfg.checkpoint is not None:
         load_trained_encoder(encoder, cfg.checkpoint, name)
     return encoder
 
 
 def _fusion(cfg: FusionConfig, dims: dict[str, int], layouts: dict[str, str]) -> nn.Module | str:
-    if cfg.kind == "late":
-        return "late"
-    if cfg.kind == "concat":
-        from microgesture.models.concat import ConcatFusion
-
-        return ConcatFusion(dims, hidden=cfg.hidden, dropout=cfg.dropout, modality_dropout=cfg.modality_dropout)
-    if cfg.kind == "interfusion":
-        from microgesture.models.interfusion import InterFusion
-
-        return InterFusion(dims, width=cfg.width, depth=cfg.depth, heads=cfg.heads, queries=cfg.queries,
-                           dropout=cfg.dropout, modality_dropout=cfg.modality_dropout)
-    from microgesture.models.cmtf import CrossModalTokenFusion
-
-    return CrossModalTokenFusion(dims, layouts, width=cfg.width, depth=cfg.depth, heads=cfg.heads,
-                                 dropout=cfg.dropout, modality_dropout=cfg.modality_dropout, mode=cfg.mode)
+    return fusion_card(cfg.kind).build(cfg, dims, layouts)
 
 
 def token_layouts(cfg: ModelConfig) -> dict[str, str]:
-    return {name: "time_joint" if enc.encoder == "agcn" else "sequence" for name, enc in cfg.streams.items()}
+    return {name: encoder_card(enc.encoder).token_layout for name, enc in cfg.streams.items()}
 
 
 def build_model(cfg: ModelConfig, tasks: dict[str, int], layout: str, *, cached: bool = False,
@@ -221,3 +142,42 @@ def _encoder_state(state: dict, name: str) -> dict:
     pick = name if name in names else names[0] if len(names) == 1 else None
     prefix = f"model.encoders.{pick}."
     return {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def stream_encoders(cfg: ExperimentConfig, num_classes: int) -> dict[str, nn.Module]:
+    """Each stream's encoder as its config names it: a trained run (`checkpoint`) or pretrained `weights`."""
+    return {name: build_encoder(name, enc, num_classes, cfg.data.layout) for name, enc in cfg.model.streams.items()}
+
+
+def encoders_meta(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The token cache manifest's description of each stream's encoder (its config, checkpoint and hash)."""
+    video = video_inputs(cfg)
+    meta = {}
+    for name, enc in cfg.model.streams.items():
+        config = {**to_dict(enc), "layout": cfg.data.layout, "num_frames": cfg.data.num_frames}
+        for key in ("checkpoint", "weights", "dropout"):  # files are identified by content; no dropout at eval
+            config.pop(key, None)
+        if name in video:  # augmentation is for training only: tokens are extracted without it
+            config["video"] = {k: v for k, v in to_dict(video[name]).items() if k != "augment"}
+        if encoder_card(enc.encoder).reads == "heatmap":  # the volumes its tokens came from (not the training crop)
+            config["heatmap"] = {k: v for k, v in to_dict(cfg.data.heatmap).items() if k != "crop_area"}
+        meta[name] = encoder_meta(name, config, enc.checkpoint or getattr(enc, "weights", None))
+    return meta
+
+
+def attach_encoders(module: Any, cfg: ExperimentConfig) -> None:
+    """Give a fusion trained on cached tokens the encoders its config names, so it reads raw clips.
+
+    The encoders' checkpoint files must be the ones the tokens came from (same SHA-256 as
+    recorded when the fusion was trained), else a DataError says which differs.
+    """
+    recorded = module.hparams.get("encoders") or {}
+    current = encoders_meta(cfg)
+    for name, meta in recorded.items():
+        now = current.get(name, {})
+        if meta.get("checkpoint_sha256") != now.get("checkpoint_sha256"):
+            raise DataError(now.get("checkpoint") or meta.get("checkpoint"),
+                            f"encoder {name!r}: this is not the checkpoint the fusion's tokens came from "
+                            f"(sha {str(meta.get('checkpoint_sha256'))[:12]}, now {str(now.get('checkpoint_sha256'))[:12]})")
+    encoders = stream_encoders(cfg, module.num_classes)
+    module.model.attach_encoders(encoders)

@@ -20,20 +20,25 @@ from microgesture.domain.heatmaps import HeatmapInput
 from microgesture.domain.layouts import LAYOUTS
 from microgesture.domain.modalities import MODALITIES
 from microgesture.errors import ConfigError
+from microgesture.train.cards import (  # the encoder and fusion sections live with their cards
+    AGCNConfig,
+    EncoderConfig,
+    FusionConfig,
+    LightFaceConfig,
+    LightRGBConfig,
+    MViTConfig,
+    PoseC3DConfig,
+    SwinFaceConfig,
+    check_positive as _positive,
+    check_probability as _probability,
+    ENCODER_CARDS,
+    encoder_card,
+)
 from microgesture.train.precision import check_precision
 from microgesture.typed_config import apply_overrides, from_dict, read_yaml
 
-
-def _positive(prefix: str, **values: float) -> None:
-    for name, value in values.items():
-        if value <= 0:
-            raise ConfigError(f"{prefix + '.' if prefix else ''}{name}: must be > 0, got {value}")
-
-
-def _probability(prefix: str, **values: float) -> None:
-    for name, value in values.items():
-        if not 0 <= value < 1:
-            raise ConfigError(f"{prefix}.{name}: must be in [0, 1), got {value}")
+# What each encoder reads, read off the cards (kept for scripts that import it: benchmarks/gpu_check.py).
+ENCODER_INPUT = {kind: card.reads for kind, card in ENCODER_CARDS.items()}
 
 
 @dataclass
@@ -143,148 +148,6 @@ class DataConfig:
             raise ConfigError(f"{prefix}.num_workers: must be >= 0 or 'auto', got {self.num_workers}")
 
 
-@dataclass
-class AGCNConfig:
-    """2s-AGCN / AAGCN skeleton encoder (one stream: the modality it reads is the stream's name)."""
-
-    encoder: Literal["agcn"] = "agcn"
-    base_channels: int = 64
-    attention: bool = False  # AAGCN attention blocks (needed for PYSKL/MMAction2 1.x AAGCN weights)
-    similarity: Literal["softmax", "tanh"] | None = None  # None: softmax, or tanh with attention
-    num_person: int = 1
-    dropout: float = 0.0
-    weights: str | None = None  # foreign (PYSKL/MMAction2) or own weights to start from
-    checkpoint: str | None = None  # a trained microgesture run whose encoder to reuse
-
-    def check(self, prefix: str) -> None:
-        _positive(prefix, base_channels=self.base_channels, num_person=self.num_person)
-        _probability(prefix, dropout=self.dropout)
-
-
-@dataclass
-class LightRGBConfig:
-    """A light (2+1)D RGB encoder for CPUs (any clip size)."""
-
-    encoder: Literal["light"] = "light"
-    width: int = 32
-    depth: int = 3
-    dropout: float = 0.3
-    checkpoint: str | None = None
-
-    def check(self, prefix: str) -> None:
-        _positive(prefix, width=self.width, depth=self.depth)
-        _probability(prefix, dropout=self.dropout)
-
-
-@dataclass
-class MViTConfig:
-    """torchvision's MViTv2-S (16x224x224 clips only)."""
-
-    encoder: Literal["mvit"] = "mvit"
-    dropout: float = 0.5
-    weights: str | None = None  # a local torchvision file such as mvit_v2_s-ae3be167.pth
-    kinetics: bool = False  # torchvision's Kinetics-400 weights through the hub cache
-    freeze: Literal["none", "all", "partial"] = "none"
-    unfreeze_blocks: int = 2
-    checkpoint: str | None = None
-
-    def check(self, prefix: str) -> None:
-        _probability(prefix, dropout=self.dropout)
-
-
-@dataclass
-class PoseC3DConfig:
-    """PoseC3D's SlowOnly 3D CNN over heatmap volumes (R50: base 32, blocks 4-6-3; arXiv 2104.13586).
-
-    `in_channels`: the volume's channels; None takes them from data.heatmap and data.layout when
-    the config is loaded. `recompute_stem`: recompute the full-resolution stem and first stage in
-    the backward pass instead of storing them (less memory, about 1/6 more compute).
-    """
-
-    encoder: Literal["posec3d"] = "posec3d"
-    base_channels: int = 32
-    stage_blocks: tuple[int, ...] = (4, 6, 3)
-    in_channels: int | None = None
-    dropout: float = 0.5
-    recompute_stem: bool = False
-    weights: str | None = None  # a PYSKL/MMAction2 PoseC3D checkpoint or our own
-    checkpoint: str | None = None
-
-    def check(self, prefix: str) -> None:
-        _positive(prefix, base_channels=self.base_channels)
-        if not self.stage_blocks or min(self.stage_blocks) < 1:
-            raise ConfigError(f"{prefix}.stage_blocks: need at least one stage of >= 1 blocks, got "
-                              f"{list(self.stage_blocks)}")
-        if self.in_channels is not None:
-            _positive(prefix, in_channels=self.in_channels)
-        _probability(prefix, dropout=self.dropout)
-
-
-@dataclass
-class SwinFaceConfig:
-    """SwinFace (Swin-T on 112x112 faces) per frame of a face clip; tokens [N, T, 512]."""
-
-    encoder: Literal["swinface"] = "swinface"
-    weights: str | None = None  # the official SwinFace checkpoint (four parts), or a backbone state dict
-    freeze: Literal["none", "all", "partial"] = "all"
-    unfreeze_stages: int = 1  # with freeze: partial
-    tokens: Literal["embedding", "expression"] = "embedding"  # recognition embedding or expression features
-    dropout: float = 0.0
-    checkpoint: str | None = None
-
-    def check(self, prefix: str) -> None:
-        _probability(prefix, dropout=self.dropout)
-        if not 0 <= self.unfreeze_stages <= 4:
-            raise ConfigError(f"{prefix}.unfreeze_stages: must be in 0..4 (Swin-T has 4 stages), "
-                              f"got {self.unfreeze_stages}")
-
-
-@dataclass
-class LightFaceConfig:
-    """A light per-frame CNN face encoder for CPUs (any face size >= 32)."""
-
-    encoder: Literal["light_face"] = "light_face"
-    width: int = 16
-    depth: int = 3
-    dropout: float = 0.3
-    frame_norm: bool = False  # standardise each frame per channel (lighting, colour casts)
-    checkpoint: str | None = None
-
-    def check(self, prefix: str) -> None:
-        _positive(prefix, width=self.width, depth=self.depth)
-        _probability(prefix, dropout=self.dropout)
-
-
-EncoderConfig = AGCNConfig | LightRGBConfig | MViTConfig | PoseC3DConfig | SwinFaceConfig | LightFaceConfig
-# What each encoder reads (the kind of modality, domain/modalities.py).
-ENCODER_INPUT = {"agcn": "skeleton", "light": "video", "mvit": "video", "posec3d": "heatmap", "swinface": "video",
-                 "light_face": "video"}
-
-
-@dataclass
-class FusionConfig:
-    """How several streams are combined: Cross-Modal Token Fusion, InterFusion (face and context,
-    models/interfusion.py), concatenation of pooled embeddings, or late fusion (the streams' own
-    logits averaged, trained jointly)."""
-
-    kind: Literal["cmtf", "interfusion", "concat", "late"] = "cmtf"
-    width: int = 256
-    depth: int = 2
-    heads: int = 4
-    mode: Literal["cross", "joint"] = "cross"
-    dropout: float = 0.1
-    modality_dropout: float = 0.1
-    hidden: int = 512  # concat only
-    queries: int = 4  # interfusion only: learned video-query tokens
-
-    def check(self, prefix: str) -> None:
-        _positive(prefix, width=self.width, depth=self.depth, heads=self.heads, hidden=self.hidden,
-                  queries=self.queries)
-        if self.width % self.heads:
-            raise ConfigError(f"{prefix}.heads: width {self.width} is not divisible by {self.heads} heads")
-        _probability(prefix, modality_dropout=self.modality_dropout, dropout=self.dropout)
-
-
 def _default_streams() -> dict[str, EncoderConfig]:
     return {"joint": AGCNConfig()}
 
@@ -304,7 +167,6 @@ class ModelConfig:
                               "(kind: cmtf, interfusion, concat or late)")
 
 
-FACE_ENCODERS = ("swinface", "light_face")
 FACE_MODALITIES = ("face",)
 
 MG_MONITORS = {"val_top1": "max", "val_top5": "max", "val_macro_f1": "max", "val_mean_class_accuracy": "max"}
@@ -476,8 +338,9 @@ def check_experiment(cfg: ExperimentConfig) -> None:
         if name not in MODALITIES:
             raise ConfigError(f"model.streams.{name}: unknown modality; known: {', '.join(MODALITIES)}")
         kind = MODALITIES[name]
-        reads = ENCODER_INPUT[enc.encoder]
-        if enc.encoder in FACE_ENCODERS and name not in FACE_MODALITIES:
+        card = encoder_card(enc.encoder)
+        reads = card.reads
+        if card.face and name not in FACE_MODALITIES:
             raise ConfigError(f"model.streams.{name}.encoder: {enc.encoder!r} reads face crops; "
                               f"use it on a face stream ({', '.join(FACE_MODALITIES)})")
         if kind != reads:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,8 @@ from tqdm.auto import tqdm
 
 from microgesture.data.cache import TokenCache
 from microgesture.errors import ConfigError, DataError
+from microgesture.train.build import encoders_meta, stream_encoders
+from microgesture.train.precision import resolve_device
 
 SampleIds = Mapping[str, Sequence[Any]] | Callable[[str], Sequence[Any]]
 
@@ -62,7 +65,7 @@ def extract_tokens(
     todo = cache.pending_shards()
     if not todo:
         return Path(cache_dir)
-    device = torch.device(device) if device is not None else _default_device()
+    device = torch.device(device) if device is not None else resolve_device(None)
     for module, _ in encoders.values():
         module.eval().to(device)
     with tqdm(total=sum(len(cache.shard_ids(k)) for k in todo), disable=not progress, unit="clip",
@@ -145,10 +148,6 @@ def _autocast(device: torch.device):
     return torch.autocast(device_type="cuda", dtype=dtype)
 
 
-def _default_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def _ids(sample_ids_of: SampleIds, split: str) -> list[str]:
     if callable(sample_ids_of) and not isinstance(sample_ids_of, Mapping):
         items = sample_ids_of(split)
@@ -201,33 +200,6 @@ def _positions(batch: Mapping[str, Any], order: list[int] | None, seen: int, spl
     return order[seen:seen + len(first)]
 
 
-def stream_encoders(cfg: Any, num_classes: int) -> dict[str, nn.Module]:
-    """Each stream's encoder as its config names it: a trained run (`checkpoint`) or pretrained `weights`."""
-    from microgesture.train.build import build_encoder
-
-    return {name: build_encoder(name, enc, num_classes, cfg.data.layout) for name, enc in cfg.model.streams.items()}
-
-
-def encoders_meta(cfg: Any) -> dict[str, Any]:
-    """The cache manifest's description of each stream's encoder (its config, checkpoint and hash)."""
-    from microgesture.data.cache import encoder_meta
-    from microgesture.train.run import video_inputs
-    from microgesture.typed_config import to_dict
-
-    video = video_inputs(cfg)
-    meta = {}
-    for name, enc in cfg.model.streams.items():
-        config = {**to_dict(enc), "layout": cfg.data.layout, "num_frames": cfg.data.num_frames}
-        for key in ("checkpoint", "weights", "dropout"):  # files are identified by content; no dropout at eval
-            config.pop(key, None)
-        if name in video:  # augmentation is for training only: tokens are extracted without it
-            config["video"] = {k: v for k, v in to_dict(video[name]).items() if k != "augment"}
-        if enc.encoder == "posec3d":  # the volumes its tokens came from (the training crop plays no part)
-            config["heatmap"] = {k: v for k, v in to_dict(cfg.data.heatmap).items() if k != "crop_area"}
-        meta[name] = encoder_meta(name, config, enc.checkpoint or getattr(enc, "weights", None))
-    return meta
-
-
 def extract_for_experiment(cfg: Any, cache_dir: str | Path, *, device: str | None = None,
                            progress: bool = True) -> Path:
     """`microgesture extract`: run a fusion config's encoders, frozen, over every split once.
@@ -236,9 +208,7 @@ def extract_for_experiment(cfg: Any, cache_dir: str | Path, *, device: str | Non
     `weights`); clips are sampled as at test time, video from the skeleton's frames. Train the
     fusion afterwards with `data.cache: CACHE_DIR` in the same config.
     """
-    from dataclasses import replace
-
-    from microgesture.train.run import data_module, resolve_device
+    from microgesture.train.run import data_module  # here: it loads Lightning, which extracting alone does not need
 
     if cfg.model.fusion is None:
         raise ConfigError("model.fusion: extract runs the encoders of a fusion model; this config has none")
@@ -254,20 +224,3 @@ def extract_for_experiment(cfg: Any, cache_dir: str | Path, *, device: str | Non
         progress=progress,
     )
 
-
-def attach_encoders(module: Any, cfg: Any) -> None:
-    """Give a fusion trained on cached tokens the encoders its config names, so it reads raw clips.
-
-    The encoders' checkpoint files must be the ones the tokens came from (same SHA-256 as
-    recorded when the fusion was trained), else a DataError says which differs.
-    """
-    recorded = module.hparams.get("encoders") or {}
-    current = encoders_meta(cfg)
-    for name, meta in recorded.items():
-        now = current.get(name, {})
-        if meta.get("checkpoint_sha256") != now.get("checkpoint_sha256"):
-            raise DataError(now.get("checkpoint") or meta.get("checkpoint"),
-                            f"encoder {name!r}: this is not the checkpoint the fusion's tokens came from "
-                            f"(sha {str(meta.get('checkpoint_sha256'))[:12]}, now {str(now.get('checkpoint_sha256'))[:12]})")
-    encoders = stream_encoders(cfg, module.num_classes)
-    module.model.attach_encoders(encoders)

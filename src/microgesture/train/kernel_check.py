@@ -25,7 +25,7 @@ from torch import nn
 
 from microgesture.domain.classes import NUM_CLASSES
 from microgesture.domain.layouts import get_layout
-from microgesture.train.build import build_model, input_specs
+from microgesture.train.build import build_model, input_specs, video_inputs
 from microgesture.train.config import ExperimentConfig, load_config
 from microgesture.train.tasks import tasks_for
 from microgesture.typed_config import to_dict
@@ -46,8 +46,6 @@ def offline_overrides(path: str) -> list[str]:
 
 def example_inputs(cfg: ExperimentConfig, batch: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
     """Random inputs for each stream of `cfg`, shaped as its data pipeline makes them."""
-    from microgesture.train.run import video_inputs
-
     gen = torch.Generator().manual_seed(seed)
     videos = video_inputs(cfg)
     out = {}

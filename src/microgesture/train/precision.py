@@ -3,12 +3,18 @@
 Fast bf16 means a CUDA GPU with bf16 support, or a CPU with AMX tiles (Intel Sapphire Rapids and
 later), where oneDNN runs bf16 convolutions and matrix products 3-4x faster than float32
 (docs/speed.md). Elsewhere (AVX2 laptops, older Xeons) bf16 autocast on the CPU is emulated and
-slower than float32, so "auto" keeps float32 there.
+slower than float32, so "auto" keeps float32 there. `resolve_device` is the same choice for the
+device of runs outside the Lightning Trainer (evaluate, predict, extract).
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from microgesture.errors import ConfigError
+
+if TYPE_CHECKING:  # annotations only: reading a config must not load torch
+    import torch
 
 AUTO = "auto"
 # Lightning's names and its short aliases; "auto" is ours.
@@ -38,3 +44,20 @@ def resolve_precision(precision: str | int, accelerator: str = AUTO) -> str:
     if accelerator in ("gpu", "cuda") or (accelerator == AUTO and torch.cuda.is_available()):
         return "bf16-mixed" if torch.cuda.is_bf16_supported() else "32-true"
     return "bf16-mixed" if accelerator in (AUTO, "cpu") and cpu_has_fast_bf16() else "32-true"
+
+def resolve_device(device: str | None) -> torch.device:
+    """The device of runs outside the Lightning Trainer (evaluate, predict, extract): `--device` as a
+    torch.device, by default CUDA when there is a GPU, else the CPU; a clear error for a bad name
+    or a GPU that is not there."""
+    import torch
+
+    name = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ConfigError(f"--device {name!r}: expected cpu, cuda, cuda:N or mps") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(f"--device {name}: no CUDA GPU is available here (use --device cpu)")
+    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
+    return dev

@@ -19,17 +19,17 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import TensorBoardLogger
 from lightning.pytorch.utilities.exceptions import MisconfigurationException
 
-from microgesture.data.transforms.pipelines import VideoAugment, VideoInput
 from microgesture.errors import ConfigError, DataError
 from microgesture.eval.plots import plot_training_curves
 from microgesture.eval.scores import ScoreTable
-from microgesture.train.build import input_specs
+from microgesture.train.build import attach_encoders, encoders_meta, video_inputs
+from microgesture.train.cards import FUSION_ARCHITECTURE, encoder_card
 from microgesture.train.checkpoint import AtomicCheckpointIO, read_run_checkpoint
 from microgesture.train.config import ExperimentConfig, OptimConfig, monitors
 from microgesture.train.datamodule import MGDataModule
 from microgesture.train.logs import AppendingCSVLogger, EpochLine
 from microgesture.train.module import Classifier, class_weights
-from microgesture.train.precision import resolve_precision
+from microgesture.train.precision import resolve_device, resolve_precision
 from microgesture.train.tasks import check_emotion_labels
 from microgesture.eval.report import write_evaluation
 from microgesture.typed_config import from_dict, to_dict
@@ -37,7 +37,6 @@ from microgesture.utils.io import write_text
 from microgesture.utils.runlock import RunLock
 
 LAST = "last.ckpt"
-DEFAULT_LIGHT_RGB = (16, 96)  # frames and size for encoders that take any (the light encoder)
 
 
 @dataclass
@@ -49,36 +48,13 @@ class FitResult:
     monitor: str
 
 
-def video_inputs(cfg: ExperimentConfig) -> dict[str, VideoInput]:
-    """How each video stream's clips are loaded: the encoder's input spec, with data.rgb filling its gaps."""
-    out = {}
-    for name, spec in input_specs(cfg.model).items():
-        if spec.kind != "video":
-            continue
-        r = cfg.data.rgb
-        frames = r.num_frames or spec.frames or DEFAULT_LIGHT_RGB[0]
-        size = r.size or spec.size or DEFAULT_LIGHT_RGB[1]
-        problems = spec.check(frames, size)
-        if problems:
-            encoder = cfg.model.streams[name].encoder
-            raise ConfigError(f"data.rgb: the {encoder} encoder of stream {name!r} {'; '.join(problems)} "
-                              f"(data.rgb.num_frames / data.rgb.size)")
-        out[name] = VideoInput(frames, size, tuple(spec.mean), tuple(spec.std), r.resize,
-                               VideoAugment(**to_dict(r.appearance)))
-    return out
-
-
 def data_module(cfg: ExperimentConfig, *, cached: bool | None = None, progress: bool = True,
                 clips_only: bool = False) -> MGDataModule:
     """The data a config's model reads: its streams' modalities, or its cached tokens (which must
     come from the encoders the config names); bags of clips per video for a video-level model
     (task.video_pool: attention) unless `clips_only`."""
     cached = cfg.data.cache is not None if cached is None else cached
-    encoders = None
-    if cached:
-        from microgesture.train.extract import encoders_meta
-
-        encoders = encoders_meta(cfg)
+    encoders = encoders_meta(cfg) if cached else None
     bags = cfg.task.clips_per_video if cfg.task.video_pool == "attention" and not clips_only else None
     return MGDataModule(cfg.data, list(cfg.model.streams), video=video_inputs(cfg), seed=cfg.trainer.seed,
                         cached=cached, cache_encoders=encoders, progress=progress, bags=bags)
@@ -203,19 +179,9 @@ def _fit(cfg: ExperimentConfig, run_dir: Path, resume_from: Path | None, callbac
     return result
 
 
-# Keys that change the network's shape or meaning; the rest (dropout, paths, freezing) may differ.
-_ARCHITECTURE = {
-    "agcn": ("base_channels", "attention", "similarity", "num_person"),
-    "light": ("width", "depth"),
-    "mvit": (),
-    "posec3d": ("base_channels", "stage_blocks", "in_channels"),
-    "swinface": ("tokens",),
-    "light_face": ("width", "depth", "frame_norm"),
-    "fusion": ("kind", "width", "depth", "heads", "mode", "hidden", "queries"),
-}
+# The keys that change the network's shape or meaning are on the cards (train/cards.py); the rest
+# (dropout, paths, freezing) may differ between a checkpoint and the config that evaluates it.
 _TASK_ARCHITECTURE = {"video_pool": "mean", "mg_feature": False}  # with the values of configs that predate them
-# Encoder keys added after checkpoints were written, with the value that keeps those checkpoints' network.
-_ENCODER_ADDED = {("light_face", "frame_norm"): False}
 
 
 def _architecture(config: dict) -> dict[str, Any]:
@@ -228,11 +194,12 @@ def _architecture(config: dict) -> dict[str, Any]:
     out["model.streams"] = list(model.get("streams", {}))
     for name, enc in model.get("streams", {}).items():
         out[f"model.streams.{name}.encoder"] = enc.get("encoder")
-        for key in _ARCHITECTURE.get(enc.get("encoder"), ()):
-            out[f"model.streams.{name}.{key}"] = enc.get(key, _ENCODER_ADDED.get((enc.get("encoder"), key)))
+        card = encoder_card(enc.get("encoder"))
+        for key in card.architecture:
+            out[f"model.streams.{name}.{key}"] = enc.get(key, card.added.get(key))
     fusion = model.get("fusion") or {}
     out["model.fusion"] = fusion.get("kind")
-    for key in _ARCHITECTURE["fusion"][1:] if fusion else ():
+    for key in FUSION_ARCHITECTURE if fusion else ():
         out[f"model.fusion.{key}"] = fusion.get(key)
     return out
 
@@ -263,20 +230,6 @@ def load_module(checkpoint: str | Path, cfg: ExperimentConfig | None = None) -> 
     if missing or unexpected:
         raise DataError(checkpoint, f"weights do not fit the model: missing {missing[:5]}, unexpected {unexpected[:5]}")
     return module.eval()
-
-
-def resolve_device(device: str | None) -> torch.device:
-    """`--device` as a torch.device; a clear error for a bad name or a GPU that is not there."""
-    name = device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"--device {name!r}: expected cpu, cuda, cuda:N or mps") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {name}: no CUDA GPU is available here (use --device cpu)")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise ConfigError(f"--device {name}: only {torch.cuda.device_count()} CUDA device(s) here")
-    return dev
 
 
 @torch.inference_mode()
@@ -367,7 +320,5 @@ def scoring_data(cfg: ExperimentConfig, module: Classifier, annotations: str | P
             return dm
         except DataError:  # another file, or another cache: read raw clips instead
             pass
-    from microgesture.train.extract import attach_encoders
-
     attach_encoders(module, cfg)
     return data_module(replace(cfg, data=replace(cfg.data, cache=None)), cached=False)
