@@ -5,6 +5,7 @@ import pytest
 
 from microgesture.apps import demo
 from microgesture.apps.demo import FUSED, RGB_SKIPPED, run_demo
+from microgesture.train.precision import machine_description, resolve_precision
 
 TINY = dict(epochs=1, subjects=3, videos_per_subject=1, val_fraction=0.5)
 
@@ -44,6 +45,9 @@ def test_demo_writes_the_report(tmp_path, tiny_data, capsys):
     assert summary["skeleton"][FUSED]["macro_f1"] == fused["macro_f1"]
     assert summary["rgb"] is None and "emotion" not in summary and "analysis" not in summary
     assert set(summary["time"]) == {"data", "skeleton"}
+    # the figures repeat to the last digit on one machine only: the demo says which one, and its precision
+    assert summary["machine"] == machine_description() and summary["machine"] in printed
+    assert summary["precision"] == resolve_precision("auto") and "Machine: " in (out / "results.md").read_text()
     for path in ("confusion_matrix.png", "results.md", "scores_fused.csv", "joint/training_curves.png",
                  "bone/eval/metrics.json", "joint/checkpoints/best.ckpt"):
         assert (out / path).is_file(), path

@@ -34,6 +34,21 @@ def test_auto_picks_bf16_only_where_it_is_fast(monkeypatch, cuda, cuda_bf16, amx
     assert precision.resolve_precision("32-true", accelerator) == "32-true"  # explicit values stay
 
 
+@pytest.mark.parametrize("cap, amx_used", [(None, True), ("AVX2", False), ("avx512_core", False),
+                                            ("AVX512_CORE_AMX", True), ("ALL", True)])
+def test_oneDNN_capped_below_AMX_is_a_CPU_without_fast_bf16(monkeypatch, cap, amx_used):
+    """ONEDNN_MAX_CPU_ISA=AVX2 makes an AMX machine run the kernels of AVX2 CPUs: "auto" must then
+    choose what those CPUs get (float32), and the machine line must say the kernels are capped."""
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    monkeypatch.delenv("ONEDNN_MAX_CPU_ISA", raising=False)
+    if cap is not None:
+        monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", cap)
+    assert precision.cpu_has_fast_bf16() is (amx_used and torch.backends.mkldnn.is_available())
+    line = precision.machine_description()
+    assert line.startswith("CPU ") and "AMX" in line  # the hardware has it, capped or not
+    assert (f"capped at {cap}" in line) is (cap is not None)
+
+
 def test_a_bad_precision_names_the_key_when_the_config_is_read():
     with pytest.raises(ConfigError, match=r"trainer\.precision \(--precision\): 'fp8' is not one of auto, 32-true"):
         load_config(None, ["trainer.precision=fp8"])

@@ -38,7 +38,7 @@ from microgesture.eval.report import format_metrics, fusion_metrics
 from microgesture.eval.scores import read_scores
 from microgesture.train.datamodule import synthetic_annotations
 from microgesture.train.logs import EpochLine
-from microgesture.train.precision import resolve_precision
+from microgesture.train.precision import machine_description, resolve_precision
 from microgesture.train.run import LAST, evaluate, fit
 from microgesture.utils.io import write_text
 
@@ -129,6 +129,8 @@ def run_demo(out: str | Path, *, epochs: int | None = None, seed: int = 0, emoti
     out = Path(out)
     epochs = epochs or DEMO_EPOCHS
     resolved = resolve_precision(precision)  # a bad value stops here, before the data is made
+    machine = machine_description()
+    print(f"== on {machine}: float results repeat to the last digit on this machine only (docs/training.md)")
     clock = Stopwatch()
     print(f"== the synthetic dataset -> {out / 'data'}")
     ann = synthetic_annotations(demo_config("joint", out / "data", epochs, seed, **synthetic).data.synthetic,
@@ -149,8 +151,9 @@ def run_demo(out: str | Path, *, epochs: int | None = None, seed: int = 0, emoti
     skeleton = skeleton_report(out, results, ann)
     print("\n" + skeleton, flush=True)
     clock.lap("skeleton")
-    summary: dict[str, Any] = {"skeleton": {name: _headline(m) for name, m in results.items()}}
-    sections = [skeleton]
+    summary: dict[str, Any] = {"machine": machine, "precision": resolved,
+                               "skeleton": {name: _headline(m) for name, m in results.items()}}
+    sections = [f"Machine: {machine}; precision {resolved}", skeleton]
     if emotion:
         summary["emotion"], text = _emotion(out, seed, emotion_epochs, synthetic)
         sections.append(text)
