@@ -239,7 +239,7 @@ def make_batch(cfg, model, batch: int, bags: int, seed: int = 0) -> tuple[dict, 
     import torch
 
     from microgesture.domain.layouts import LAYOUTS
-    from microgesture.train.config import ENCODER_INPUT
+    from microgesture.train.cards import encoder_card
     from microgesture.train.run import video_inputs
 
     gen = torch.Generator().manual_seed(seed)
@@ -247,7 +247,7 @@ def make_batch(cfg, model, batch: int, bags: int, seed: int = 0) -> tuple[dict, 
     videos = video_inputs(cfg)
     inputs = {}
     for name, enc in cfg.model.streams.items():
-        kind = ENCODER_INPUT[enc.encoder]
+        kind = encoder_card(enc.encoder).reads
         if kind == "skeleton":
             shape = (enc.num_person, cfg.data.num_frames, LAYOUTS[cfg.data.layout].num_joints, 3)
             inputs[name] = torch.randn(*lead, *shape, generator=gen)
@@ -258,7 +258,7 @@ def make_batch(cfg, model, batch: int, bags: int, seed: int = 0) -> tuple[dict, 
         else:
             v = videos[name]
             inputs[name] = torch.randn(*lead, 3, v.num_frames, v.size, v.size, generator=gen)
-            if enc.encoder in ("swinface", "light_face"):  # a face track with a frame lacking its face
+            if encoder_card(enc.encoder).face:  # a face track with a frame lacking its face
                 missing = torch.zeros(*lead, v.num_frames, dtype=torch.bool)
                 missing.view(-1, v.num_frames)[0, -1] = True
                 inputs[f"{name}_missing"] = missing

@@ -31,14 +31,10 @@ from microgesture.train.cards import (  # the encoder and fusion sections live w
     SwinFaceConfig,
     check_positive as _positive,
     check_probability as _probability,
-    ENCODER_CARDS,
     encoder_card,
 )
 from microgesture.train.precision import check_precision
 from microgesture.typed_config import apply_overrides, from_dict, read_yaml
-
-# What each encoder reads, read off the cards (kept for scripts that import it: benchmarks/gpu_check.py).
-ENCODER_INPUT = {kind: card.reads for kind, card in ENCODER_CARDS.items()}
 
 
 @dataclass
