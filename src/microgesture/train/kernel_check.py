@@ -30,7 +30,10 @@ from microgesture.train.config import ExperimentConfig, load_config
 from microgesture.train.tasks import tasks_for
 from microgesture.typed_config import to_dict
 
+# Gradients below this share of the largest weight gradient are compared against it (see
+# relative_differences): a bias just before a normalisation gets ~1e-9 of it, all rounding.
 FLOOR = 1e-3
+
 
 def offline_overrides(path: str) -> list[str]:
     """--set values that keep a config from reading weight files: it is checked with random weights."""
