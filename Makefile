@@ -34,7 +34,8 @@ AVX2_TESTS ?= tests/test_encoders.py tests/test_agcn.py tests/test_light_rgb.py 
 test-avx2: $(STAMP)
 	ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 $(BIN)/python -m pytest -q -n 2 -m "not full_size" $(AVX2_TESTS)
 
-# Every shipped config's gradients on the AVX2 and AVX-512 kernels, the iMiGUE-size models included (~15 min).
+# Every shipped config's gradients on the AVX2 and AVX-512 kernels, the iMiGUE-size models included
+# (each iMiGUE pass about 3 min of one core on a quiet 2-core machine).
 test-kernels: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 tests/test_kernels.py
 
