@@ -238,30 +238,21 @@ def make_batch(cfg, model, batch: int, bags: int, seed: int = 0) -> tuple[dict, 
     padding mask (None without bags): {modality: tensor}, {task: targets}, clip_pad."""
     import torch
 
-    from microgesture.domain.layouts import LAYOUTS
+    from microgesture.train.build import clip_shapes
     from microgesture.train.cards import encoder_card
-    from microgesture.train.run import video_inputs
 
     gen = torch.Generator().manual_seed(seed)
     lead = (batch, bags) if bags else (batch,)
-    videos = video_inputs(cfg)
     inputs = {}
-    for name, enc in cfg.model.streams.items():
-        kind = encoder_card(enc.encoder).reads
-        if kind == "skeleton":
-            shape = (enc.num_person, cfg.data.num_frames, LAYOUTS[cfg.data.layout].num_joints, 3)
-            inputs[name] = torch.randn(*lead, *shape, generator=gen)
-        elif kind == "heatmap":
-            h = cfg.data.heatmap
-            inputs[name] = torch.rand(*lead, enc.in_channels, h.num_frames or cfg.data.num_frames, h.size, h.size,
-                                      generator=gen)
-        else:
-            v = videos[name]
-            inputs[name] = torch.randn(*lead, 3, v.num_frames, v.size, v.size, generator=gen)
-            if encoder_card(enc.encoder).face:  # a face track with a frame lacking its face
-                missing = torch.zeros(*lead, v.num_frames, dtype=torch.bool)
-                missing.view(-1, v.num_frames)[0, -1] = True
-                inputs[f"{name}_missing"] = missing
+    for name, shape in clip_shapes(cfg).items():
+        card = encoder_card(cfg.model.streams[name].encoder)
+        draw = torch.rand if card.reads == "heatmap" else torch.randn  # heatmap volumes are non-negative
+        inputs[name] = draw(*lead, *shape, generator=gen)
+        if card.face:  # a face track with a frame lacking its face
+            frames = shape[1]
+            missing = torch.zeros(*lead, frames, dtype=torch.bool)
+            missing.view(-1, frames)[0, -1] = True
+            inputs[f"{name}_missing"] = missing
     clip_pad = None
     if bags:
         clip_pad = torch.zeros(batch, bags, dtype=torch.bool)

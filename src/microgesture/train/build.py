@@ -45,6 +45,25 @@ def video_inputs(cfg: ExperimentConfig) -> dict[str, VideoInput]:
     return out
 
 
+def clip_shapes(cfg: ExperimentConfig) -> dict[str, tuple[int, ...]]:
+    """One clip's shape per stream, as the data side makes it: skeletons [M, T, V, C], heatmap volumes
+    [K, T, H, W], video [3, T, S, S] (for example inputs: checks, benchmarks)."""
+    from microgesture.domain.layouts import get_layout
+
+    videos = video_inputs(cfg)
+    out: dict[str, tuple[int, ...]] = {}
+    for name, spec in input_specs(cfg.model).items():
+        if spec.kind == "skeleton":
+            joints = get_layout(cfg.data.layout).num_joints
+            out[name] = (cfg.model.streams[name].num_person, cfg.data.num_frames, joints, spec.channels)
+        elif spec.kind == "heatmap":
+            h = cfg.data.heatmap
+            out[name] = (spec.channels, h.num_frames or cfg.data.num_frames, h.size, h.size)
+        else:
+            out[name] = (3, videos[name].num_frames, videos[name].size, videos[name].size)
+    return out
+
+
 def _open_clip(card: EncoderCard, name: str) -> tuple[int, int]:
     """The card's clip for an encoder whose spec leaves frames or size open (no silent default)."""
     if card.clip is None:

@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from microgesture.domain.classes import NUM_CLASSES
-from microgesture.domain.layouts import get_layout
-from microgesture.train.build import build_model, input_specs, video_inputs
+from microgesture.errors import MicrogestureError
+from microgesture.train.build import build_model, clip_shapes
 from microgesture.train.config import ExperimentConfig, load_config
 from microgesture.train.tasks import tasks_for
 from microgesture.typed_config import to_dict
@@ -47,22 +47,10 @@ def offline_overrides(path: str) -> list[str]:
     return out
 
 
-def example_inputs(cfg: ExperimentConfig, batch: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
-    """Random inputs for each stream of `cfg`, shaped as its data pipeline makes them."""
+def example_inputs(shapes: dict[str, tuple[int, ...]], batch: int = 2, seed: int = 0) -> dict[str, torch.Tensor]:
+    """Random inputs of `batch` clips per stream, of the clip shapes `train/build.py: clip_shapes` gives."""
     gen = torch.Generator().manual_seed(seed)
-    videos = video_inputs(cfg)
-    out = {}
-    for name, spec in input_specs(cfg.model).items():
-        if spec.kind == "skeleton":
-            persons = cfg.model.streams[name].num_person
-            shape = (batch, persons, cfg.data.num_frames, get_layout(cfg.data.layout).num_joints, spec.channels)
-        elif spec.kind == "heatmap":
-            frames = cfg.data.heatmap.num_frames or cfg.data.num_frames
-            shape = (batch, spec.channels, frames, cfg.data.heatmap.size, cfg.data.heatmap.size)
-        else:
-            shape = (batch, 3, videos[name].num_frames, videos[name].size, videos[name].size)
-        out[name] = torch.randn(shape, generator=gen)
-    return out
+    return {name: torch.randn((batch, *shape), generator=gen) for name, shape in shapes.items()}
 
 
 def build_for_check(cfg: ExperimentConfig) -> nn.Module:
@@ -99,17 +87,16 @@ def relative_differences(model: nn.Module, inputs: dict[str, torch.Tensor]) -> d
     return {k: float((with_onednn[k] - g).norm()) / max(float(g.norm()), floor) for k, g in native.items()}
 
 
-def model_key(cfg: ExperimentConfig, inputs: dict[str, torch.Tensor]) -> str:
-    """Configs with the same model and input shapes (e.g. joint and bone) need one check between them."""
-    shapes = {name: list(x.shape) for name, x in inputs.items()}
+def model_key(cfg: ExperimentConfig, shapes: dict[str, tuple[int, ...]]) -> str:
+    """Configs with the same model and clip shapes (e.g. joint and bone) need one check between them."""
     return json.dumps([to_dict(cfg.model), to_dict(cfg.task), cfg.data.layout, shapes], sort_keys=True, default=str)
 
 
-def check_experiment(cfg: ExperimentConfig, batch: int = 2) -> dict:
+def check_experiment(cfg: ExperimentConfig, shapes: dict[str, tuple[int, ...]], batch: int = 2) -> dict:
     """One config's worst relative gradient difference and the weight it is in."""
     torch.manual_seed(0)
     model = build_for_check(cfg)
-    diffs = relative_differences(model, example_inputs(cfg, batch))
+    diffs = relative_differences(model, example_inputs(shapes, batch))
     worst = max(diffs, key=diffs.get)
     return {"weights": len(diffs), "worst": worst, "max_rel_diff": diffs[worst]}
 
@@ -127,15 +114,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--vary", metavar="KEY=V1,V2,...", help="check each config once per value of KEY "
                                                                 "(e.g. model.streams.face.width=4,5,6)")
     args = parser.parse_args(argv)
+    try:
+        check_all(args)
+    except MicrogestureError as exc:  # a bad config or key: one line naming it, no traceback
+        print(f"kernel_check: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def check_all(args: argparse.Namespace) -> None:
     seen: dict[str, dict] = {}
     for path, extra in _runs(args.configs, args.vary):
         cfg = load_offline(path, args.overrides + extra)
-        key = model_key(cfg, example_inputs(cfg, args.batch))
+        shapes = clip_shapes(cfg)
+        key = model_key(cfg, shapes)
         result = seen.get(key)
         if result is None:
-            result = seen[key] = check_experiment(cfg, args.batch)
+            result = seen[key] = check_experiment(cfg, shapes, args.batch)
         print(json.dumps({"config": path, "set": extra, **result}), flush=True)
-    return 0
 
 
 def _runs(configs: list[str], vary: str | None) -> list[tuple[str, list[str]]]:
